@@ -1,0 +1,1 @@
+"""The HTTP surface. Only this package imports FastAPI."""

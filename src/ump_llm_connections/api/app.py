@@ -1,0 +1,103 @@
+"""The application factory: routes, error rendering, guards and the service lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException
+
+from ump_llm_connections import __version__
+from ump_llm_connections.api import connections
+from ump_llm_connections.api.guard import GuardMiddleware
+from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
+from ump_llm_connections.domain import invalid_input
+from ump_llm_connections.errors import UmpError
+from ump_llm_connections.service import open_service
+from ump_llm_connections.store.engine import redacted_url
+
+log = logging.getLogger(__name__)
+
+HTTP_ERROR_TYPES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.service = await open_service(settings)
+        log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
+        try:
+            yield
+        finally:
+            await app.state.service.close()
+
+    app = FastAPI(
+        title="ump-llm-connections",
+        version=__version__,
+        description="Manage, test and serve every LLM connection from one place.",
+        lifespan=lifespan,
+    )
+    app.include_router(connections.router)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.exception_handler(UmpError)
+    async def ump_error(_: Request, exc: UmpError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if errors and errors[0].get("type") == "json_invalid":
+            body = {
+                "error": {
+                    "type": "invalid_json",
+                    "message": "body is not valid JSON",
+                    "field": None,
+                }
+            }
+            return JSONResponse(body, status_code=400)
+        error = invalid_input(errors)
+        return JSONResponse(error.to_dict(), status_code=error.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
+        body = {"error": {"type": kind, "message": str(exc.detail), "field": None}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
+        body = {
+            "error": {
+                "type": "internal_error",
+                "message": "internal error; the server log has the details",
+                "field": None,
+            }
+        }
+        return JSONResponse(body, status_code=500)
+
+    allowed = set(LOOPBACK_HOSTS) | {settings.host} | set(settings.allowed_hosts)
+    app.add_middleware(
+        GuardMiddleware, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
+    )
+    return app

@@ -1,0 +1,95 @@
+"""``/api/connections``: the guide's CRUD and operations. Thin: the registry does the work."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from ump_llm_connections.api.deps import RegistryDep
+from ump_llm_connections.domain import (
+    ConnectionCreate,
+    ConnectionFilters,
+    ConnectionPage,
+    ConnectionRead,
+    ConnectionStatus,
+    ConnectionType,
+    ConnectionUpdate,
+    Summary,
+)
+
+router = APIRouter(prefix="/api/connections", tags=["connections"])
+
+Ref = Annotated[str, "a connection id (UUID) or its name"]
+
+
+@router.post("", status_code=201, summary="Create a connection")
+async def create_connection(body: ConnectionCreate, registry: RegistryDep) -> ConnectionRead:
+    return await registry.create(body)
+
+
+@router.get("", summary="List connections, filtered, sorted and paged")
+async def list_connections(
+    registry: RegistryDep,
+    connection_type: ConnectionType | None = None,
+    use_in_livekit: bool | None = None,
+    use_in_mcp: bool | None = None,
+    use_in_automation: bool | None = None,
+    is_active: bool | None = None,
+    status: ConnectionStatus | None = None,
+    tag: Annotated[
+        list[str], Query(description="Repeatable: connections having every tag given")
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+    q: Annotated[
+        str | None, Query(max_length=200, description="Search in name, description, model")
+    ] = None,
+    sort: Annotated[
+        str, Query(description="A field name, '-' in front for descending: -created_at")
+    ] = "name",
+    limit: Annotated[int, Query(description="Page size, 1 to 1000")] = 50,
+    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+) -> ConnectionPage:
+    filters = ConnectionFilters(
+        connection_type=connection_type,
+        use_in_livekit=use_in_livekit,
+        use_in_mcp=use_in_mcp,
+        use_in_automation=use_in_automation,
+        is_active=is_active,
+        status=status,
+        tags=tag,
+        q=q or None,
+    )
+    return await registry.find(filters, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("/summary", summary="Counts for the summary cards")
+async def summary(registry: RegistryDep) -> Summary:
+    return await registry.summary()
+
+
+@router.get("/{connection_id}", summary="Get one connection (by id or name)")
+async def get_connection(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
+    return await registry.get(connection_id)
+
+
+@router.patch("/{connection_id}", summary="Change some fields; api_key null clears the key")
+async def update_connection(
+    connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep
+) -> ConnectionRead:
+    return await registry.update(connection_id, body)
+
+
+@router.delete("/{connection_id}", status_code=204, summary="Delete a connection")
+async def delete_connection(connection_id: Ref, registry: RegistryDep) -> Response:
+    await registry.delete(connection_id)
+    return Response(status_code=204)
+
+
+@router.post("/{connection_id}/activate", summary="Activate a connection")
+async def activate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
+    return await registry.set_active(connection_id, True)
+
+
+@router.post("/{connection_id}/deactivate", summary="Deactivate a connection")
+async def deactivate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
+    return await registry.set_active(connection_id, False)

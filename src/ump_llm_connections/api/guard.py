@@ -1,0 +1,110 @@
+"""Request guards for a server that may run without tokens on loopback (pure ASGI, no copies).
+
+- Host must be one this server answers to (blocks DNS rebinding from a web page).
+- A browser request from another origin may not write (blocks CSRF).
+- A body must be JSON and no larger than the limit.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class GuardMiddleware:
+    def __init__(self, app: ASGIApp, *, allowed_hosts: set[str], max_body_bytes: int) -> None:
+        self.app = app
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k: v for k, v in scope["headers"] if k in _WANTED}
+        host = headers.get(b"host", b"").decode("latin-1")
+        if _hostname(host) not in self.allowed_hosts:
+            await _reject(send, 400, "invalid_host", f"host '{host[:100]}' is not served here")
+            return
+        method = scope["method"]
+        if method not in SAFE_METHODS:
+            origin = headers.get(b"origin")
+            if origin is not None and urlsplit(origin.decode("latin-1")).netloc != host:
+                await _reject(send, 403, "cross_origin", "cross-origin writes are not allowed")
+                return
+            length = headers.get(b"content-length")
+            chunked = b"chunked" in headers.get(b"transfer-encoding", b"")
+            if (length not in (None, b"0")) or chunked:
+                ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+                if ctype != b"application/json":
+                    await _reject(
+                        send,
+                        415,
+                        "unsupported_media_type",
+                        "send the body as JSON with Content-Type: application/json",
+                        field="Content-Type",
+                    )
+                    return
+                if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+                    await _reject(send, 413, "payload_too_large", self._too_large())
+                    return
+                if length is None:
+                    replayed = await self._buffered(receive, send)
+                    if replayed is None:
+                        return
+                    receive = replayed
+        await self.app(scope, receive, send)
+
+    async def _buffered(self, receive: Receive, send: Send) -> Receive | None:
+        """Read a body of unknown length up to the limit, then replay it to the app."""
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                await _reject(send, 413, "payload_too_large", self._too_large())
+                return None
+            more = message.get("more_body", False)
+        replay: list[Message] = [{"type": "http.request", "body": bytes(body), "more_body": False}]
+
+        async def replayed() -> Message:
+            return replay.pop() if replay else await receive()
+
+        return replayed
+
+    def _too_large(self) -> str:
+        return f"request body is larger than {self.max_body_bytes} bytes"
+
+
+_WANTED = frozenset({b"host", b"origin", b"content-length", b"content-type", b"transfer-encoding"})
+
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _reject(
+    send: Send, status: int, kind: str, message: str, field: str | None = None
+) -> None:
+    body = orjson.dumps({"error": {"type": kind, "message": message, "field": field}})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,325 @@
+"""``ump-llm``: run the server, migrate the database, manage connections from a terminal.
+
+The ``connections`` commands work on the database directly (the same registry the server uses),
+so they need no running server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import ipaddress
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+from pydantic import ValidationError
+
+from ump_llm_connections import __version__
+from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
+from ump_llm_connections.domain import (
+    ApiFormat,
+    ConnectionCreate,
+    ConnectionFilters,
+    ConnectionRead,
+    ConnectionStatus,
+    ConnectionType,
+    invalid_input,
+)
+from ump_llm_connections.errors import ConfigurationError, UmpError
+from ump_llm_connections.registry import Registry
+from ump_llm_connections.secrets import generate_key
+from ump_llm_connections.service import open_service
+
+app = typer.Typer(
+    help="Manage, test and serve LLM connections.", no_args_is_help=True, add_completion=False
+)
+connections_app = typer.Typer(help="Add, list, show and remove connections.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
+
+T = TypeVar("T")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="UMP_DATABASE_URL",
+        help="Database URL (default: SQLite in $UMP_DATA_DIR).",
+        show_default=False,
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def _settings(database_url: str | None, **overrides: Any) -> Settings:
+    settings = Settings(**overrides)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def _with_registry(settings: Settings, work: Callable[[Registry], Awaitable[T]]) -> T:
+    async def run() -> T:
+        service = await open_service(settings)
+        try:
+            return await work(service.registry)
+        finally:
+            await service.close()
+
+    try:
+        return asyncio.run(run())
+    except ConfigurationError as exc:
+        raise _fail(exc.message, 2) from None
+    except UmpError as exc:
+        raise _fail(exc.message) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="UMP_HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="UMP_PORT", help="Port to listen on.")] = 8002,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[
+        str, typer.Option(envvar="UMP_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+) -> None:
+    """Start the API server (migrations are applied first)."""
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from ump_llm_connections.api.app import create_app
+
+    if not _is_loopback(host):
+        raise _fail(
+            f"refusing to bind {host}: the API has no authentication yet, so it serves only "
+            "loopback. Bind 127.0.0.1 and put an authenticating reverse proxy in front.",
+            2,
+        )
+    settings = _settings(database_url, host=host, port=port, log_level=log_level)
+    _with_registry(settings, _nothing)  # migrate and check the key now, with a clean message
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["ump_llm_connections"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config,
+        server_header=False,
+    )
+
+
+async def _nothing(_: Registry) -> None:
+    return None
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Apply the database migrations (the server also does this on start)."""
+    settings = _settings(database_url)
+    _with_registry(settings, _nothing)
+    typer.echo("database is up to date")
+
+
+@app.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new server key for UMP_SECRET_KEY."""
+    typer.echo(generate_key())
+
+
+@connections_app.command("list")
+def list_connections(
+    database_url: DatabaseUrl = None,
+    connection_type: Annotated[
+        ConnectionType | None, typer.Option("--type", help="Only this type.")
+    ] = None,
+    livekit: Annotated[bool | None, typer.Option("--livekit/--no-livekit")] = None,
+    mcp: Annotated[bool | None, typer.Option("--mcp/--no-mcp")] = None,
+    automation: Annotated[bool | None, typer.Option("--automation/--no-automation")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
+    status: Annotated[ConnectionStatus | None, typer.Option(help="Only this status.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only with this tag (repeatable).")] = None,
+    search: Annotated[str | None, typer.Option(help="Search name, description, model.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    as_json: AsJson = False,
+) -> None:
+    """List connections."""
+    filters = ConnectionFilters(
+        connection_type=connection_type,
+        use_in_livekit=livekit,
+        use_in_mcp=mcp,
+        use_in_automation=automation,
+        is_active=active,
+        status=status,
+        tags=tag or [],
+        q=search,
+    )
+    page = _with_registry(
+        _settings(database_url), lambda registry: registry.find(filters, limit=limit)
+    )
+    if as_json:
+        typer.echo(page.model_dump_json(indent=2))
+        return
+    rows = [
+        (
+            c.name,
+            c.connection_type.value,
+            c.model_name,
+            c.status.value,
+            "yes" if c.is_active else "no",
+            ",".join(_uses(c)) or "-",
+            str(c.id),
+        )
+        for c in page.items
+    ]
+    header = ("NAME", "TYPE", "MODEL", "STATUS", "ACTIVE", "USE IN", "ID")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    shown = len(page.items)
+    typer.echo(f"{shown} of {page.total} connection{'s' if page.total != 1 else ''}")
+
+
+def _uses(c: ConnectionRead) -> list[str]:
+    flags = (c.use_in_livekit, c.use_in_mcp, c.use_in_automation)
+    return [n for n, on in zip(("livekit", "mcp", "automation"), flags, strict=True) if on]
+
+
+@connections_app.command("add")
+def add_connection(
+    name: Annotated[str, typer.Option(help="A unique name, e.g. 'Local Ollama'.")],
+    connection_type: Annotated[ConnectionType, typer.Option("--type", help="Connection type.")],
+    model: Annotated[str, typer.Option(help="Model name, e.g. llama3.2:3b.")],
+    base_url: Annotated[
+        str | None, typer.Option(help="Endpoint; defaults to the type's usual one.")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="Read the API key from this environment variable (keeps it out of "
+            "shell history and the process list)."
+        ),
+    ] = None,
+    api_key_stdin: Annotated[
+        bool, typer.Option(help="Read the API key from standard input.")
+    ] = False,
+    api_format: Annotated[ApiFormat | None, typer.Option(help="Override the wire format.")] = None,
+    description: Annotated[str, typer.Option()] = "",
+    organization_id: Annotated[str | None, typer.Option(help="OpenAI organization.")] = None,
+    api_version: Annotated[str | None, typer.Option(help="Azure api-version.")] = None,
+    deployment: Annotated[str | None, typer.Option(help="Azure deployment.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds (default 60).")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries (default 2).")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    max_tokens: Annotated[int | None, typer.Option()] = None,
+    livekit: Annotated[bool, typer.Option("--livekit", help="Use in LiveKit.")] = False,
+    mcp: Annotated[bool, typer.Option("--mcp", help="Use in MCP.")] = False,
+    automation: Annotated[bool, typer.Option("--automation", help="Use in automation.")] = False,
+    inactive: Annotated[bool, typer.Option("--inactive", help="Create it deactivated.")] = False,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a connection. The API key is never taken on the command line."""
+    api_key: str | None = None
+    if api_key_env:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            raise _fail(f"environment variable {api_key_env} is empty or not set")
+    elif api_key_stdin:
+        api_key = sys.stdin.readline().strip() or None
+    fields: dict[str, Any] = {
+        "name": name,
+        "connection_type": connection_type,
+        "model_name": model,
+        "base_url": base_url,
+        "api_key": api_key,
+        "api_format": api_format,
+        "description": description,
+        "organization_id": organization_id,
+        "api_version": api_version,
+        "deployment": deployment,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "use_in_livekit": livekit,
+        "use_in_mcp": mcp,
+        "use_in_automation": automation,
+        "is_active": not inactive,
+        "tags": tag or [],
+    }
+    try:
+        data = ConnectionCreate.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise _fail(invalid_input(exc).message) from None
+    created = _with_registry(_settings(database_url), lambda registry: registry.create(data))
+    _print_connection(created, as_json)
+
+
+@connections_app.command("show")
+def show_connection(
+    ref: Annotated[str, typer.Argument(help="Connection name or id.")],
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show one connection."""
+    found = _with_registry(_settings(database_url), lambda registry: registry.get(ref))
+    _print_connection(found, as_json)
+
+
+@connections_app.command("rm")
+def remove_connection(
+    ref: Annotated[str, typer.Argument(help="Connection name or id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Remove a connection (and its usage and health history)."""
+    settings = _settings(database_url)
+    found = _with_registry(settings, lambda registry: registry.get(ref))
+    if not yes:
+        typer.confirm(f"Remove connection '{found.name}' ({found.id})?", abort=True)
+    _with_registry(settings, lambda registry: registry.delete(str(found.id)))
+    typer.echo(f"removed {found.name}")
+
+
+def _print_connection(c: ConnectionRead, as_json: bool) -> None:
+    if as_json:
+        typer.echo(c.model_dump_json(indent=2))
+        return
+    data = orjson.loads(c.model_dump_json())
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        typer.echo(f"{key.ljust(width)}  {'-' if shown in (None, '', {}) else shown}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,52 @@
+"""Settings from the environment (``UMP_*``), gathered in one object."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs people paste (``postgresql://``, ``sqlite:///``); use async drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment.
+
+    ``UMP_DATA_DIR`` holds the SQLite file and the key file; ``UMP_DATABASE_URL`` overrides the
+    database; ``UMP_SECRET_KEY`` overrides the key file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="UMP_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8002, ge=1, le=65535)
+    log_level: str = "info"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'ump.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"

@@ -1,0 +1,385 @@
+"""The connection domain: enums, per-type defaults and the API schemas.
+
+Only pydantic here: no database, no HTTP.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Self
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ump_llm_connections.errors import InvalidInput
+
+
+class ConnectionType(enum.StrEnum):
+    local = "local"
+    remote = "remote"
+    aws_spot = "aws_spot"
+    openai = "openai"
+    anthropic = "anthropic"
+    google = "google"
+    groq = "groq"
+    together = "together"
+    azure = "azure"
+
+
+class ApiFormat(enum.StrEnum):
+    openai = "openai"
+    anthropic = "anthropic"
+    google = "google"
+    ollama = "ollama"
+
+
+class ConnectionStatus(enum.StrEnum):
+    active = "active"
+    inactive = "inactive"
+    error = "error"
+    testing = "testing"
+    unknown = "unknown"
+
+
+# The usual endpoint and wire format of each type (the guide's examples).
+DEFAULT_BASE_URLS: dict[ConnectionType, str] = {
+    ConnectionType.local: "http://localhost:11434",
+    ConnectionType.openai: "https://api.openai.com/v1",
+    ConnectionType.anthropic: "https://api.anthropic.com/v1",
+    ConnectionType.google: "https://generativelanguage.googleapis.com/v1",
+    ConnectionType.groq: "https://api.groq.com/openai/v1",
+    ConnectionType.together: "https://api.together.xyz/v1",
+}
+TYPE_API_FORMAT: dict[ConnectionType, ApiFormat] = {
+    ConnectionType.anthropic: ApiFormat.anthropic,
+    ConnectionType.google: ApiFormat.google,
+}
+OLLAMA_PORT = 11434
+
+# Credentials belong in api_key (encrypted), never in plain-text headers.
+SECRET_HEADER_NAMES = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+)
+
+SORT_FIELDS = (
+    "name",
+    "created_at",
+    "updated_at",
+    "priority",
+    "status",
+    "connection_type",
+    "last_used_at",
+    "last_tested_at",
+)
+
+
+def default_api_format(connection_type: ConnectionType, base_url: str | None) -> ApiFormat:
+    """Pick the wire format a type usually speaks; a local server is Ollama on its usual port."""
+    if connection_type in TYPE_API_FORMAT:
+        return TYPE_API_FORMAT[connection_type]
+    if connection_type is ConnectionType.local:
+        port = urlsplit(base_url).port if base_url else OLLAMA_PORT
+        return ApiFormat.ollama if port == OLLAMA_PORT else ApiFormat.openai
+    return ApiFormat.openai
+
+
+def _check_base_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("base_url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("base_url must not carry credentials: put the key in api_key")
+    if parts.query or parts.fragment:
+        raise ValueError("base_url must not have a query string or fragment")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise ValueError("base_url has an invalid port") from None
+    return value.rstrip("/")
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag, None)
+    return list(seen)
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name in headers:
+        if name.lower() in SECRET_HEADER_NAMES:
+            raise ValueError(
+                f"header '{name}' carries a credential: put the key in api_key, which is encrypted"
+            )
+    return headers
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+HeaderName = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+]
+HeaderValue = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\r\n]*$")]
+BaseUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_base_url)]
+ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
+Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_check_tags)]
+Headers = Annotated[
+    dict[HeaderName, HeaderValue], Field(max_length=50), AfterValidator(_check_headers)
+]
+Timeout = Annotated[float, Field(gt=0, le=3600)]
+Retries = Annotated[int, Field(ge=0, le=10)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+MaxTokens = Annotated[int, Field(ge=1, le=2_000_000)]
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+Weight = Annotated[int, Field(ge=0, le=10_000)]
+Limit = Annotated[int, Field(ge=1, le=100_000_000)]
+Cost = Annotated[float, Field(ge=0, le=100_000)]
+
+
+class InvalidField(ValueError):
+    """A model-level rule broken by one named field (pydantic reports it under that field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ConnectionFields(BaseModel):
+    """The writable fields of a connection, all optional (what PATCH takes)."""
+
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    connection_type: ConnectionType | None = None
+    api_format: ApiFormat | None = None
+    base_url: BaseUrl | None = None
+    model_name: ModelName | None = None
+    api_key: ApiKey | None = Field(default=None, description="Write-only; stored encrypted.")
+    organization_id: ShortText | None = None
+    api_version: ShortText | None = None
+    deployment: ShortText | None = None
+    extra_headers: Headers | None = None
+    timeout: Timeout | None = None
+    max_retries: Retries | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    use_in_livekit: bool | None = None
+    use_in_mcp: bool | None = None
+    use_in_automation: bool | None = None
+    is_active: bool | None = None
+    tags: Tags | None = None
+    priority: Priority | None = None
+    weight: Weight | None = None
+    rpm_limit: Limit | None = None
+    tpm_limit: Limit | None = None
+    input_cost_per_million: Cost | None = None
+    output_cost_per_million: Cost | None = None
+    aws_instance_id: ShortText | None = None
+    aws_region: ShortText | None = None
+    owner: ShortText | None = None
+    team: ShortText | None = None
+
+
+class ConnectionUpdate(ConnectionFields):
+    """PATCH body: only the fields sent change; ``"api_key": null`` clears the key."""
+
+    @field_validator(
+        "name",
+        "connection_type",
+        "model_name",
+        "timeout",
+        "max_retries",
+        "use_in_livekit",
+        "use_in_mcp",
+        "use_in_automation",
+        "is_active",
+        "tags",
+        "priority",
+        "weight",
+        "extra_headers",
+        mode="before",
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class ConnectionCreate(ConnectionFields):
+    """POST body, with the guide's defaults filled in and the per-type rules checked."""
+
+    name: Name
+    connection_type: ConnectionType
+    model_name: ModelName
+    api_format: ApiFormat = None  # type: ignore[assignment]  # derived below when omitted
+    description: str = ""
+    extra_headers: Headers = Field(default_factory=dict)
+    timeout: Timeout = 60.0
+    max_retries: Retries = 2
+    use_in_livekit: bool = False
+    use_in_mcp: bool = False
+    use_in_automation: bool = False
+    is_active: bool = True
+    tags: Tags = Field(default_factory=list)
+    priority: Priority = 0
+    weight: Weight = 1
+
+    @model_validator(mode="after")
+    def _apply_type_rules(self) -> Self:
+        ctype = self.connection_type
+        if self.base_url is None:
+            if ctype not in DEFAULT_BASE_URLS:
+                raise InvalidField(
+                    "base_url", f"base_url is required for {ctype.value} connections"
+                )
+            self.base_url = DEFAULT_BASE_URLS[ctype]
+        if self.api_format is None:
+            self.api_format = default_api_format(ctype, self.base_url)
+        if ctype is ConnectionType.azure:
+            for field in ("deployment", "api_version"):
+                if not getattr(self, field):
+                    raise InvalidField(
+                        field, f"{field} is required for azure connections (see Azure's portal)"
+                    )
+        return self
+
+
+class ConnectionRead(BaseModel):
+    """What the API returns: every field but the key, which shows only as a mask."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+    connection_type: ConnectionType
+    api_format: ApiFormat
+    base_url: str
+    model_name: str
+    has_api_key: bool
+    api_key_mask: str | None
+    organization_id: str | None
+    api_version: str | None
+    deployment: str | None
+    extra_headers: dict[str, str]
+    timeout: float
+    max_retries: int
+    temperature: float | None
+    max_tokens: int | None
+    use_in_livekit: bool
+    use_in_mcp: bool
+    use_in_automation: bool
+    is_active: bool
+    status: ConnectionStatus
+    last_error: str | None
+    consecutive_failures: int
+    tags: list[str]
+    priority: int
+    weight: int
+    rpm_limit: int | None
+    tpm_limit: int | None
+    input_cost_per_million: float | None
+    output_cost_per_million: float | None
+    aws_instance_id: str | None
+    aws_region: str | None
+    owner: str | None
+    team: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime | None
+    last_tested_at: datetime | None
+
+    @field_validator("created_at", "updated_at", "last_used_at", "last_tested_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # SQLite hands timestamps back without a zone; they are stored in UTC.
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class ConnectionPage(BaseModel):
+    items: list[ConnectionRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class ConnectionFilters(BaseModel):
+    """The list filters, shared by the API, the CLI and the SDK."""
+
+    connection_type: ConnectionType | None = None
+    use_in_livekit: bool | None = None
+    use_in_mcp: bool | None = None
+    use_in_automation: bool | None = None
+    is_active: bool | None = None
+    status: ConnectionStatus | None = None
+    tags: list[str] = Field(default_factory=list)
+    q: str | None = None
+    owner: str | None = None
+
+
+class Summary(BaseModel):
+    """The UI's summary cards. *Ready* means active, flagged for that use and not in error."""
+
+    total: int
+    active: int
+    livekit_ready: int
+    mcp_ready: int
+    automation_ready: int
+    in_error: int
+
+
+def mask_key(key: str) -> str:
+    """``sk-proj-abcd…wxyz`` → ``sk-…wxyz``: the vendor prefix and the last four characters."""
+    if len(key) < 12:
+        return "…"
+    head = ""
+    for sep in ("-", "_"):
+        idx = key.find(sep)
+        if 0 < idx <= 4:
+            head = key[: idx + 1]
+            break
+    return f"{head}…{key[-4:]}"
+
+
+def invalid_input(exc: ValidationError | Sequence[Mapping[str, Any]]) -> InvalidInput:
+    """One readable error naming the first bad field, from pydantic's list of errors.
+
+    Input values are never echoed: a rejected value may be a secret.
+    """
+    errors = exc.errors() if isinstance(exc, ValidationError) else list(exc)
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    cause = first.get("ctx", {}).get("error")
+    field = cause.field if isinstance(cause, InvalidField) else ".".join(loc) or None
+    kind = first.get("type", "")
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        message = f"unknown field '{field}'"
+    elif kind == "missing":
+        message = f"{field} is required"
+    elif field and not message.startswith(field):
+        message = f"{field}: {message}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return InvalidInput(message, field=field)

@@ -1,0 +1,195 @@
+"""The connection registry: the one place that creates, changes and reads connections.
+
+The API, the CLI and (later) the gateway and the health monitor all go through it. It applies
+the domain's defaults, encrypts keys and turns store rows into ``ConnectionRead``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from ump_llm_connections.domain import (
+    DEFAULT_BASE_URLS,
+    SORT_FIELDS,
+    ConnectionCreate,
+    ConnectionFields,
+    ConnectionFilters,
+    ConnectionPage,
+    ConnectionRead,
+    ConnectionStatus,
+    ConnectionType,
+    ConnectionUpdate,
+    Summary,
+    default_api_format,
+    invalid_input,
+    mask_key,
+)
+from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
+from ump_llm_connections.secrets import KeyBox
+from ump_llm_connections.store.connections import ConnectionStore
+from ump_llm_connections.store.tables import ConnectionRow
+
+log = logging.getLogger(__name__)
+
+# Fields copied between the schemas and the row as they are (api_key is handled apart).
+PLAIN_FIELDS = tuple(name for name in ConnectionFields.model_fields if name != "api_key")
+MAX_PAGE = 1000
+
+
+class Registry:
+    def __init__(self, store: ConnectionStore, keys: KeyBox | None) -> None:
+        self._store = store
+        self._keys = keys
+
+    async def check_keys(self) -> None:
+        """Refuse to run with a server key that cannot read the stored API keys."""
+        stored = await self._store.encrypted_key_ids()
+        if not stored:
+            return
+        if self._keys is None:
+            raise ConfigurationError(
+                "the database holds encrypted API keys but no server key was found: set "
+                "UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) used before"
+            )
+        foreign = sorted(set(stored) - {self._keys.key_id})
+        if foreign:
+            raise ConfigurationError(
+                f"the database holds API keys encrypted with server key {', '.join(foreign)}, "
+                f"but this server's key is {self._keys.key_id}: set UMP_SECRET_KEY (or the key "
+                "file) to the key used when they were saved"
+            )
+
+    async def create(self, data: ConnectionCreate) -> ConnectionRead:
+        row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
+        row.status = ConnectionStatus.unknown if data.is_active else ConnectionStatus.inactive
+        row.consecutive_failures = 0
+        if data.api_key is not None:
+            self._set_key(row, data.api_key)
+        await self._store.add(row)
+        log.info("created connection %r (%s, %s)", row.name, row.connection_type, row.id)
+        return ConnectionRead.model_validate(row)
+
+    async def get(self, ref: str) -> ConnectionRead:
+        return ConnectionRead.model_validate(await self._row(ref))
+
+    async def find(
+        self,
+        filters: ConnectionFilters,
+        *,
+        sort: str = "name",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> ConnectionPage:
+        if sort.lstrip("-") not in SORT_FIELDS:
+            raise InvalidInput(
+                f"sort must be one of {', '.join(SORT_FIELDS)} (prefix '-' for descending)",
+                field="sort",
+            )
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        if offset < 0:
+            raise InvalidInput("offset must be 0 or more", field="offset")
+        rows, total = await self._store.find(filters, sort=sort, limit=limit, offset=offset)
+        items = [ConnectionRead.model_validate(row) for row in rows]
+        return ConnectionPage(items=items, total=total, limit=limit, offset=offset)
+
+    async def summary(self) -> Summary:
+        return await self._store.summary()
+
+    async def update(self, ref: str, patch: ConnectionUpdate) -> ConnectionRead:
+        current = await self._row(ref)
+        sent = patch.model_fields_set
+
+        def apply(row: ConnectionRow) -> None:
+            merged = self._merge(row, patch)
+            for field in PLAIN_FIELDS:
+                setattr(row, field, getattr(merged, field))
+            if "is_active" in sent:
+                row.status = _status_after_toggle(row)
+            if "api_key" in sent:
+                if patch.api_key is None:
+                    row.api_key_encrypted = row.api_key_mask = None
+                else:
+                    self._set_key(row, patch.api_key)
+
+        row = await self._store.update(current.id, apply)
+        if row is None:
+            raise _not_found(ref)
+        log.info("updated connection %r (%s): %s", row.name, row.id, ", ".join(sorted(sent)))
+        return ConnectionRead.model_validate(row)
+
+    async def set_active(self, ref: str, active: bool) -> ConnectionRead:
+        current = await self._row(ref)
+
+        def apply(row: ConnectionRow) -> None:
+            row.is_active = active
+            row.status = _status_after_toggle(row)
+
+        row = await self._store.update(current.id, apply)
+        if row is None:
+            raise _not_found(ref)
+        log.info(
+            "%s connection %r (%s)", "activated" if active else "deactivated", row.name, row.id
+        )
+        return ConnectionRead.model_validate(row)
+
+    async def delete(self, ref: str) -> None:
+        row = await self._row(ref)
+        if not await self._store.delete(row.id):
+            raise _not_found(ref)
+        log.info("deleted connection %r (%s)", row.name, row.id)
+
+    async def _row(self, ref: str) -> ConnectionRow:
+        """A connection by id, or by name (case-insensitive) where the ref is not a UUID."""
+        try:
+            connection_id = uuid.UUID(ref)
+        except ValueError:
+            row = await self._store.get_by_name(ref)
+        else:
+            row = await self._store.get(connection_id)
+        if row is None:
+            raise _not_found(ref)
+        return row
+
+    def _merge(self, row: ConnectionRow, patch: ConnectionUpdate) -> ConnectionCreate:
+        """The row with the patch applied, checked by the same rules as a new connection."""
+        sent = patch.model_fields_set - {"api_key"}
+        merged: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
+        old_type = ConnectionType(row.connection_type)
+        merged.update({f: getattr(patch, f) for f in sent})
+        new_type = ConnectionType(merged["connection_type"])
+        # Values that were only defaults of the old type follow the new type.
+        was_default_url = row.base_url == DEFAULT_BASE_URLS.get(old_type)
+        if "base_url" not in sent and new_type != old_type and was_default_url:
+            merged["base_url"] = None
+        if "api_format" not in sent and row.api_format == default_api_format(
+            old_type, row.base_url
+        ):
+            merged["api_format"] = None
+        try:
+            return ConnectionCreate.model_validate(merged)
+        except ValidationError as exc:
+            raise invalid_input(exc) from None
+
+    def _set_key(self, row: ConnectionRow, key: str) -> None:
+        if self._keys is None:
+            raise ConfigurationError("no server key is loaded: API keys cannot be stored")
+        row.api_key_encrypted = self._keys.encrypt(key, context=str(row.id))
+        row.api_key_mask = mask_key(key)
+
+
+def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:
+    if not row.is_active:
+        return ConnectionStatus.inactive
+    if row.status == ConnectionStatus.inactive:
+        return ConnectionStatus.unknown
+    return ConnectionStatus(row.status)
+
+
+def _not_found(ref: str) -> NotFound:
+    shown = ref if len(ref) <= 80 else ref[:77] + "..."
+    return NotFound(f"no connection with id or name '{shown}'", field="id")

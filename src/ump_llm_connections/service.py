@@ -1,0 +1,51 @@
+"""Opening the service: engine, migrations, server key and registry, in that order.
+
+Shared by the API's lifespan and the CLI, so both refuse the same bad configurations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ump_llm_connections.config import Settings
+from ump_llm_connections.registry import Registry
+from ump_llm_connections.secrets import load_keybox
+from ump_llm_connections.store import migrate
+from ump_llm_connections.store.connections import ConnectionStore
+from ump_llm_connections.store.engine import create_engine, session_factory
+
+
+@dataclass
+class Service:
+    engine: AsyncEngine
+    registry: Registry
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_service(settings: Settings, *, run_migrations: bool = True) -> Service:
+    """Connect, migrate, load (or on first run create) the server key and check it fits the DB.
+
+    A key file is created only when the database holds no encrypted key yet: a lost key file is
+    an error to report, not a reason to start over with a new key.
+    """
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        if run_migrations:
+            await migrate.upgrade(engine)
+        store = ConnectionStore(session_factory(engine), dialect=engine.dialect.name)
+        keys = load_keybox(secret_key=settings.secret_key, key_file=settings.key_file, create=False)
+        registry = Registry(store, keys)
+        await registry.check_keys()
+        if keys is None:
+            registry = Registry(
+                store,
+                load_keybox(secret_key=None, key_file=settings.key_file, create=True),
+            )
+    except BaseException:
+        await engine.dispose()
+        raise
+    return Service(engine=engine, registry=registry)

@@ -1,0 +1,175 @@
+"""The connection repository: every query on ``llm_connections``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ump_llm_connections.domain import ConnectionFilters, Summary
+from ump_llm_connections.errors import Conflict
+from ump_llm_connections.store.tables import ConnectionRow, utcnow
+
+C = ConnectionRow
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(f"a connection named '{name}' already exists", field="name")
+
+
+class ConnectionStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, dialect: str) -> None:
+        self._sessions = sessions
+        self._dialect = dialect
+
+    async def add(self, row: ConnectionRow) -> ConnectionRow:
+        async with self._sessions() as session:
+            if await self._name_exists(session, row.name, row.owner, exclude=None):
+                raise _name_taken(row.name)
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError:  # lost a race with a concurrent create of the same name
+                raise _name_taken(row.name) from None
+            return row
+
+    async def get(self, connection_id: uuid.UUID) -> ConnectionRow | None:
+        async with self._sessions() as session:
+            return await session.get(C, connection_id)
+
+    async def get_by_name(self, name: str) -> ConnectionRow | None:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(C).where(func.lower(C.name) == name.strip().lower()).limit(2)
+            )
+            found = rows.all()
+            return found[0] if len(found) == 1 else None
+
+    async def update(
+        self, connection_id: uuid.UUID, mutate: Callable[[ConnectionRow], None]
+    ) -> ConnectionRow | None:
+        """Load, change with ``mutate`` (which may raise to abort) and commit: one transaction."""
+        async with self._sessions() as session:
+            row = await session.get(C, connection_id, with_for_update=self._dialect != "sqlite")
+            if row is None:
+                return None
+            old_name, old_owner = row.name, row.owner
+            mutate(row)
+            renamed = (row.name.lower(), row.owner) != (old_name.lower(), old_owner)
+            if renamed and await self._name_exists(session, row.name, row.owner, exclude=row.id):
+                raise _name_taken(row.name)
+            row.updated_at = utcnow()
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise _name_taken(row.name) from None
+            return row
+
+    async def delete(self, connection_id: uuid.UUID) -> bool:
+        async with self._sessions() as session:
+            row = await session.get(C, connection_id)
+            if row is None:
+                return False
+            await session.delete(row)
+            await session.commit()
+            return True
+
+    async def find(
+        self, filters: ConnectionFilters, *, sort: str, limit: int, offset: int
+    ) -> tuple[Sequence[ConnectionRow], int]:
+        where = self._where(filters)
+        descending = sort.startswith("-")
+        column = getattr(C, sort.lstrip("-"))
+        order = column.desc() if descending else column.asc()
+        query = select(C).where(*where).order_by(order, C.id).limit(limit).offset(offset)
+        async with self._sessions() as session:
+            total = await session.scalar(select(func.count()).select_from(C).where(*where))
+            rows = (await session.scalars(query)).all()
+        return rows, int(total or 0)
+
+    async def summary(self) -> Summary:
+        def count(*conditions: ColumnElement[bool]) -> Any:
+            return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+
+        ready = (C.is_active.is_(True), C.status != "error")
+        query = select(
+            func.count(),
+            count(C.is_active.is_(True)),
+            count(C.use_in_livekit.is_(True), *ready),
+            count(C.use_in_mcp.is_(True), *ready),
+            count(C.use_in_automation.is_(True), *ready),
+            count(C.status == "error"),
+        ).select_from(C)
+        async with self._sessions() as session:
+            row = (await session.execute(query)).one()
+        total, active, livekit, mcp, automation, in_error = (int(v) for v in row)
+        return Summary(
+            total=total,
+            active=active,
+            livekit_ready=livekit,
+            mcp_ready=mcp,
+            automation_ready=automation,
+            in_error=in_error,
+        )
+
+    async def encrypted_key_ids(self) -> list[str]:
+        """Distinct key-id prefixes of the stored API keys (``v1.<key id>.``)."""
+        prefix = func.substr(C.api_key_encrypted, 1, 16)
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(prefix).where(C.api_key_encrypted.is_not(None)).distinct()
+            )
+            return [value.split(".")[1] for value in rows.all()]
+
+    async def _name_exists(
+        self, session: AsyncSession, name: str, owner: str | None, *, exclude: uuid.UUID | None
+    ) -> bool:
+        query = select(C.id).where(
+            func.lower(C.name) == name.lower(),
+            func.coalesce(C.owner, "") == (owner or ""),
+        )
+        if exclude is not None:
+            query = query.where(C.id != exclude)
+        return (await session.scalar(query.limit(1))) is not None
+
+    def _where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        for column, value in (
+            (C.connection_type, f.connection_type),
+            (C.use_in_livekit, f.use_in_livekit),
+            (C.use_in_mcp, f.use_in_mcp),
+            (C.use_in_automation, f.use_in_automation),
+            (C.is_active, f.is_active),
+            (C.status, f.status),
+            (C.owner, f.owner),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if f.tags:
+            where.append(self._has_tags(f.tags))
+        if f.q:
+            escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+            where.append(
+                or_(
+                    func.lower(C.name).like(pattern, escape="\\"),
+                    func.lower(C.description).like(pattern, escape="\\"),
+                    func.lower(C.model_name).like(pattern, escape="\\"),
+                )
+            )
+        return where
+
+    def _has_tags(self, tags: list[str]) -> ColumnElement[bool]:
+        if self._dialect == "postgresql":
+            return C.tags.contains(tags)  # jsonb @>, served by the GIN index
+        each = func.json_each(C.tags).table_valued("value")
+        return and_(
+            *(
+                exists(select(literal_column("1")).select_from(each).where(each.c.value == t))
+                for t in tags
+            )
+        )

@@ -1,0 +1,156 @@
+"""The three tables of the guide. Timestamps are UTC; ids are UUIDs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ConnectionRow(Base):
+    __tablename__ = "llm_connections"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    connection_type: Mapped[str] = mapped_column(String(32))
+    api_format: Mapped[str] = mapped_column(String(32))
+    base_url: Mapped[str] = mapped_column(String(2000))
+    model_name: Mapped[str] = mapped_column(String(300))
+    api_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    api_key_mask: Mapped[str | None] = mapped_column(String(32))
+    organization_id: Mapped[str | None] = mapped_column(String(200))
+    api_version: Mapped[str | None] = mapped_column(String(200))
+    deployment: Mapped[str | None] = mapped_column(String(200))
+    extra_headers: Mapped[dict[str, str]] = mapped_column(JsonDoc, default=dict)
+    timeout: Mapped[float] = mapped_column(Float, default=60.0)
+    max_retries: Mapped[int] = mapped_column(Integer, default=2)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    use_in_livekit: Mapped[bool] = mapped_column(Boolean, default=False)
+    use_in_mcp: Mapped[bool] = mapped_column(Boolean, default=False)
+    use_in_automation: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    tags: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer)
+    input_cost_per_million: Mapped[float | None] = mapped_column(Float)
+    output_cost_per_million: Mapped[float | None] = mapped_column(Float)
+    aws_instance_id: Mapped[str | None] = mapped_column(String(200))
+    aws_region: Mapped[str | None] = mapped_column(String(200))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_tested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def has_api_key(self) -> bool:
+        return self.api_key_encrypted is not None
+
+    __table_args__ = (
+        # Names are unique per owner, whatever their case: the gateway resolves them.
+        Index(
+            "uq_llm_connections_owner_name",
+            func.coalesce(owner, ""),
+            func.lower(name),
+            unique=True,
+        ),
+        Index("ix_llm_connections_name", "name"),
+        Index("ix_llm_connections_type_active", "connection_type", "is_active"),
+        Index("ix_llm_connections_status", "status"),
+        Index("ix_llm_connections_livekit", "use_in_livekit", "is_active"),
+        Index("ix_llm_connections_mcp", "use_in_mcp", "is_active"),
+        Index("ix_llm_connections_automation", "use_in_automation", "is_active"),
+        Index("ix_llm_connections_created", "created_at"),
+        Index("ix_llm_connections_team", "team"),
+        Index("ix_llm_connections_aws_instance", "aws_instance_id"),
+        Index(
+            "ix_llm_connections_tags",
+            "tags",
+            postgresql_using="gin",
+            postgresql_ops={"tags": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+
+class UsageRow(Base):
+    __tablename__ = "llm_connection_usage"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    source: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    success: Mapped[bool] = mapped_column(Boolean)
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    cost: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),)
+
+
+class HealthCheckRow(Base):
+    __tablename__ = "llm_connection_health_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))
+    success: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    error_kind: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    response_preview: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_llm_connection_health_checks_conn_time", "connection_id", "created_at"),
+    )
