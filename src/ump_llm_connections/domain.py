@@ -228,7 +228,6 @@ class ConnectionCreate(ConnectionFields):
     name: Name
     connection_type: ConnectionType
     model_name: ModelName
-    api_format: ApiFormat = None  # type: ignore[assignment]  # derived below when omitted
     description: str = ""
     extra_headers: Headers = Field(default_factory=dict)
     timeout: Timeout = 60.0

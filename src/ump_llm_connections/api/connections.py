@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from ump_llm_connections.api.deps import RegistryDep
 from ump_llm_connections.domain import (
@@ -17,8 +17,25 @@ from ump_llm_connections.domain import (
     ConnectionUpdate,
     Summary,
 )
+from ump_llm_connections.errors import InvalidInput
 
 router = APIRouter(prefix="/api/connections", tags=["connections"])
+
+LIST_PARAMS = frozenset(
+    {
+        "connection_type",
+        "use_in_livekit",
+        "use_in_mcp",
+        "use_in_automation",
+        "is_active",
+        "status",
+        "tag",
+        "q",
+        "sort",
+        "limit",
+        "offset",
+    }
+)
 
 Ref = Annotated[str, "a connection id (UUID) or its name"]
 
@@ -30,6 +47,7 @@ async def create_connection(body: ConnectionCreate, registry: RegistryDep) -> Co
 
 @router.get("", summary="List connections, filtered, sorted and paged")
 async def list_connections(
+    request: Request,
     registry: RegistryDep,
     connection_type: ConnectionType | None = None,
     use_in_livekit: bool | None = None,
@@ -49,6 +67,10 @@ async def list_connections(
     limit: Annotated[int, Query(description="Page size, 1 to 1000")] = 50,
     offset: Annotated[int, Query(description="Rows to skip")] = 0,
 ) -> ConnectionPage:
+    unknown = set(request.query_params) - LIST_PARAMS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise InvalidInput(f"unknown query parameter '{name}'", field=name)
     filters = ConnectionFilters(
         connection_type=connection_type,
         use_in_livekit=use_in_livekit,

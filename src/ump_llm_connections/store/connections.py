@@ -6,7 +6,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, or_, select
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -85,7 +97,7 @@ class ConnectionStore:
         descending = sort.startswith("-")
         column = getattr(C, sort.lstrip("-"))
         order = column.desc() if descending else column.asc()
-        query = select(C).where(*where).order_by(order, C.id).limit(limit).offset(offset)
+        query = select(C).where(*where).order_by(order, C.name, C.id).limit(limit).offset(offset)
         async with self._sessions() as session:
             total = await session.scalar(select(func.count()).select_from(C).where(*where))
             rows = (await session.scalars(query)).all()
@@ -165,7 +177,8 @@ class ConnectionStore:
 
     def _has_tags(self, tags: list[str]) -> ColumnElement[bool]:
         if self._dialect == "postgresql":
-            return C.tags.contains(tags)  # jsonb @>, served by the GIN index
+            # jsonb @>, served by the GIN index
+            return C.tags.op("@>", return_type=Boolean)(bindparam("tags", tags, type_=JSONB))
         each = func.json_each(C.tags).table_valued("value")
         return and_(
             *(
