@@ -263,7 +263,9 @@ def test_filters(api: httpx.Client) -> None:
         tags=["prod", "fast"],
     )
 
-    get = lambda **params: names(api.get("/api/connections", params=params))  # noqa: E731
+    def get(**params: Any) -> list[str]:
+        return names(api.get("/api/connections", params=params))
+
     assert get(connection_type="local") == ["ollama-lk", "ollama-mcp"]
     assert get(use_in_livekit="true") == ["claude", "ollama-lk"]
     assert get(use_in_livekit="true", is_active="true") == ["ollama-lk"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, make_database, start_server
 
 VALID: dict[str, Any] = {
     "name": "Valid",
@@ -57,7 +58,8 @@ def _error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert set(body) == {"error"}
     assert set(body["error"]) == {"type", "message", "field"}
     assert body["error"]["message"]
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 @pytest.mark.parametrize(
@@ -191,3 +193,15 @@ def test_no_500_in_the_log(api: httpx.Client, server: Server) -> None:
     """Everything above ran against this server: none of it may have been a 500."""
     assert " 500 " not in server.log()
     assert "Traceback" not in server.log()
+
+
+def test_extra_allowed_hosts(tmp_path: Path) -> None:
+    db = next(make_database("sqlite", tmp_path))
+    server = start_server(db, tmp_path / "data", UMP_ALLOWED_HOSTS="llm.internal, gw.local")
+    try:
+        with server.client() as client:
+            for host in ("llm.internal", "gw.local:8002"):
+                assert client.get("/healthz", headers={"Host": host}).status_code == 200
+            assert client.get("/healthz", headers={"Host": "other.local"}).status_code == 400
+    finally:
+        server.stop()

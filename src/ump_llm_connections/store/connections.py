@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    String,
     and_,
     bindparam,
     case,
@@ -27,6 +29,10 @@ from ump_llm_connections.errors import Conflict
 from ump_llm_connections.store.tables import ConnectionRow, utcnow
 
 C = ConnectionRow
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _name_taken(name: str) -> Conflict:
@@ -164,8 +170,7 @@ class ConnectionStore:
         if f.tags:
             where.append(self._has_tags(f.tags))
         if f.q:
-            escaped = f.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            pattern = f"%{escaped}%"
+            pattern = f"%{_like_escape(f.q.lower())}%"
             where.append(
                 or_(
                     func.lower(C.name).like(pattern, escape="\\"),
@@ -179,10 +184,15 @@ class ConnectionStore:
         if self._dialect == "postgresql":
             # jsonb @>, served by the GIN index
             return C.tags.op("@>", return_type=Boolean)(bindparam("tags", tags, type_=JSONB))
+        # A LIKE on the JSON text rules out most rows cheaply; json_each then checks exactly.
         each = func.json_each(C.tags).table_valued("value")
         return and_(
             *(
+                C.tags.cast(String).like(f"%{_like_escape(json.dumps(t))}%", escape="\\")
+                for t in tags
+            ),
+            *(
                 exists(select(literal_column("1")).select_from(each).where(each.c.value == t))
                 for t in tags
-            )
+            ),
         )

@@ -88,11 +88,12 @@ def upgrade() -> None:
     )
     for name, columns in (
         ("ix_llm_connections_name", ["name"]),
-        ("ix_llm_connections_type_active", ["connection_type", "is_active"]),
-        ("ix_llm_connections_status", ["status"]),
-        ("ix_llm_connections_livekit", ["use_in_livekit", "is_active"]),
-        ("ix_llm_connections_mcp", ["use_in_mcp", "is_active"]),
-        ("ix_llm_connections_automation", ["use_in_automation", "is_active"]),
+        # Each filter index ends in name, the default sort: a page reads only its own rows.
+        ("ix_llm_connections_type_active", ["connection_type", "is_active", "name"]),
+        ("ix_llm_connections_status", ["status", "name"]),
+        ("ix_llm_connections_livekit", ["use_in_livekit", "is_active", "name"]),
+        ("ix_llm_connections_mcp", ["use_in_mcp", "is_active", "name"]),
+        ("ix_llm_connections_automation", ["use_in_automation", "is_active", "name"]),
         ("ix_llm_connections_created", ["created_at"]),
         ("ix_llm_connections_team", ["team"]),
         ("ix_llm_connections_aws_instance", ["aws_instance_id"]),

@@ -1,0 +1,192 @@
+"""``ump-llm``, run as a user would: the installed console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Database, cli_env
+
+UMP_LLM = str(Path(sys.executable).parent / "ump-llm")
+
+
+def run(
+    *args: str, data_dir: Path, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [UMP_LLM, *args],
+        env=cli_env(data_dir, **env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    top = run("--help", data_dir=tmp_path)
+    assert top.returncode == 0
+    for command in ("serve", "migrate", "connections", "generate-key"):
+        assert command in top.stdout
+    sub = run("connections", "--help", data_dir=tmp_path)
+    for command in ("list", "add", "show", "rm"):
+        assert command in sub.stdout
+
+
+def test_connections_lifecycle(fresh_database: Database, tmp_path: Path) -> None:
+    db = ("--database-url", fresh_database.url)
+    key = "sk-cli-secret-value-0123456789"
+    added = run(
+        "connections",
+        "add",
+        "--name",
+        "Local Ollama",
+        "--type",
+        "local",
+        "--model",
+        "llama3.2:3b",
+        "--livekit",
+        "--mcp",
+        "--tag",
+        "dev",
+        *db,
+        data_dir=tmp_path,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "api_format" in added.stdout and "ollama" in added.stdout
+
+    with_key = run(
+        "connections",
+        "add",
+        "--name",
+        "OpenAI",
+        "--type",
+        "openai",
+        "--model",
+        "gpt-4o",
+        "--api-key-env",
+        "MY_OPENAI_KEY",
+        "--json",
+        *db,
+        data_dir=tmp_path,
+        MY_OPENAI_KEY=key,
+    )
+    assert with_key.returncode == 0, with_key.stderr
+    created = json.loads(with_key.stdout)
+    assert created["has_api_key"] is True
+    assert key not in with_key.stdout
+
+    from_stdin = run(
+        "connections",
+        "add",
+        "--name",
+        "Groq",
+        "--type",
+        "groq",
+        "--model",
+        "llama-3.1-8b",
+        "--api-key-stdin",
+        *db,
+        data_dir=tmp_path,
+        stdin=key + "\n",
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+
+    listed = run("connections", "list", *db, data_dir=tmp_path)
+    assert listed.returncode == 0
+    assert "Local Ollama" in listed.stdout and "OpenAI" in listed.stdout
+    assert "3 of 3 connections" in listed.stdout
+    assert key not in listed.stdout
+
+    only_livekit = json.loads(
+        run("connections", "list", "--livekit", "--json", *db, data_dir=tmp_path).stdout
+    )
+    assert [c["name"] for c in only_livekit["items"]] == ["Local Ollama"]
+
+    shown = run("connections", "show", "openai", "--json", *db, data_dir=tmp_path)
+    assert json.loads(shown.stdout)["id"] == created["id"]
+
+    duplicate = run(
+        "connections",
+        "add",
+        "--name",
+        "openai",
+        "--type",
+        "openai",
+        "--model",
+        "gpt-4o",
+        *db,
+        data_dir=tmp_path,
+    )
+    assert duplicate.returncode == 1
+    assert "already exists" in duplicate.stderr
+
+    refused = run("connections", "rm", "OpenAI", *db, data_dir=tmp_path, stdin="n\n")
+    assert refused.returncode != 0
+    removed = run("connections", "rm", "OpenAI", "--yes", *db, data_dir=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    missing = run("connections", "show", "OpenAI", *db, data_dir=tmp_path)
+    assert missing.returncode == 1
+    assert "no connection" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--timeout", "-5"), "timeout"),
+        (("--base-url", "ftp://x"), "base_url"),
+    ],
+)
+def test_add_rejects_bad_input(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = run(
+        "connections",
+        "add",
+        "--name",
+        "X",
+        "--type",
+        "local",
+        "--model",
+        "m",
+        *args,
+        data_dir=tmp_path,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_add_with_an_empty_key_variable_fails(tmp_path: Path) -> None:
+    result = run(
+        "connections",
+        "add",
+        "--name",
+        "X",
+        "--type",
+        "openai",
+        "--model",
+        "m",
+        "--api-key-env",
+        "NOT_SET_ANYWHERE",
+        data_dir=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "NOT_SET_ANYWHERE" in result.stderr
+
+
+def test_serve_refuses_a_public_address_without_auth(tmp_path: Path) -> None:
+    result = run("serve", "--host", "0.0.0.0", data_dir=tmp_path)
+    assert result.returncode == 2
+    assert "refusing to bind 0.0.0.0" in result.stderr
+
+
+def test_migrate_and_generate_key(fresh_database: Database, tmp_path: Path) -> None:
+    result = run("migrate", "--database-url", fresh_database.url, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    key = run("generate-key", data_dir=tmp_path).stdout.strip()
+    assert len(key) == 44
