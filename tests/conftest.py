@@ -184,10 +184,14 @@ def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def api(server: Server) -> Iterator[httpx.Client]:
-    """A client on an empty registry."""
+    """A client on an empty registry; afterwards, the server must not have logged a 500."""
     server.db.clear()
+    seen = len(server.log())
     with server.client() as client:
         yield client
+    logged = server.log()[seen:]
+    assert '" 500' not in logged, logged
+    assert "Traceback" not in logged, logged
 
 
 @pytest.fixture(params=BACKENDS)

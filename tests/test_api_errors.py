@@ -189,12 +189,6 @@ def test_unknown_route_and_method_use_the_error_shape(api: httpx.Client) -> None
     assert _error(api.put("/api/connections", json={}), 405)["type"] == "method_not_allowed"
 
 
-def test_no_500_in_the_log(api: httpx.Client, server: Server) -> None:
-    """Everything above ran against this server: none of it may have been a 500."""
-    assert " 500 " not in server.log()
-    assert "Traceback" not in server.log()
-
-
 def test_extra_allowed_hosts(tmp_path: Path) -> None:
     db = next(make_database("sqlite", tmp_path))
     server = start_server(db, tmp_path / "data", UMP_ALLOWED_HOSTS="llm.internal, gw.local")

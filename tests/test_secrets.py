@@ -38,6 +38,7 @@ def test_key_file_is_created_private(tmp_path: Path) -> None:
     box = load_keybox(secret_key=None, key_file=key_file, create=True)
     assert box is not None
     assert key_file.stat().st_mode & 0o777 == 0o600
+    assert key_file.parent.stat().st_mode & 0o777 == 0o700
     again = load_keybox(secret_key=None, key_file=key_file, create=True)
     assert again is not None and again.key_id == box.key_id
     key_file.chmod(0o644)

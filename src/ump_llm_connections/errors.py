@@ -20,8 +20,16 @@ class UmpError(Exception):
         self.message = message
         self.field = field
 
-    def to_dict(self) -> dict[str, dict[str, str | None]]:
-        return {"error": {"type": self.type, "message": self.message, "field": self.field}}
+    def to_dict(self) -> ErrorBody:
+        return error_body(self.type, self.message, self.field)
+
+
+ErrorBody = dict[str, dict[str, str | None]]
+
+
+def error_body(kind: str, message: str, field: str | None = None) -> ErrorBody:
+    """The one error shape: ``{"error": {"type", "message", "field"}}``."""
+    return {"error": {"type": kind, "message": message, "field": field}}
 
 
 class InvalidInput(UmpError):

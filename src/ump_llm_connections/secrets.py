@@ -104,7 +104,7 @@ def load_keybox(*, secret_key: str | None, key_file: Path, create: bool) -> KeyB
         return KeyBox(_decode_key(key_file.read_text(), f"key file {key_file}"))
     if not create:
         return None
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(generate_key() + "\n")

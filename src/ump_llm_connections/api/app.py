@@ -16,7 +16,7 @@ from ump_llm_connections.api import connections
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
-from ump_llm_connections.errors import UmpError
+from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
 
@@ -67,34 +67,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if errors and errors[0].get("type") == "json_invalid":
-            body = {
-                "error": {
-                    "type": "invalid_json",
-                    "message": "body is not valid JSON",
-                    "field": None,
-                }
-            }
-            return JSONResponse(body, status_code=400)
+            return JSONResponse(error_body("invalid_json", "body is not valid JSON"), 400)
         error = invalid_input(errors)
         return JSONResponse(error.to_dict(), status_code=error.status)
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
-        body = {"error": {"type": kind, "message": str(exc.detail), "field": None}}
+        body = error_body(kind, str(exc.detail))
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error: %s", type(exc).__name__, exc_info=exc)
-        body = {
-            "error": {
-                "type": "internal_error",
-                "message": "internal error; the server log has the details",
-                "field": None,
-            }
-        }
-        return JSONResponse(body, status_code=500)
+        message = "internal error; the server log has the details"
+        return JSONResponse(error_body("internal_error", message), status_code=500)
 
     allowed = set(LOOPBACK_HOSTS) | {settings.host} | set(settings.allowed_hosts)
     app.add_middleware(

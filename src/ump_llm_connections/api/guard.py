@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ump_llm_connections.errors import error_body
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -96,7 +98,7 @@ def _hostname(host: str) -> str:
 async def _reject(
     send: Send, status: int, kind: str, message: str, field: str | None = None
 ) -> None:
-    body = orjson.dumps({"error": {"type": kind, "message": message, "field": field}})
+    body = orjson.dumps(error_body(kind, message, field))
     await send(
         {
             "type": "http.response.start",
