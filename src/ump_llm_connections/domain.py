@@ -127,6 +127,12 @@ def _check_headers(headers: dict[str, str]) -> dict[str, str]:
     return headers
 
 
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they are stored in UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
@@ -300,18 +306,10 @@ class ConnectionRead(BaseModel):
     aws_region: str | None
     owner: str | None
     team: str | None
-    created_at: datetime
-    updated_at: datetime
-    last_used_at: datetime | None
-    last_tested_at: datetime | None
-
-    @field_validator("created_at", "updated_at", "last_used_at", "last_tested_at")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        # SQLite hands timestamps back without a zone; they are stored in UTC.
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+    last_used_at: UtcDateTime | None
+    last_tested_at: UtcDateTime | None
 
 
 class ConnectionPage(BaseModel):
@@ -382,3 +380,69 @@ def invalid_input(exc: ValidationError | Sequence[Mapping[str, Any]]) -> Invalid
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return InvalidInput(message, field=field)
+
+
+DEFAULT_TEST_PROMPT = "Hello, how are you?"
+
+
+class TestRequest(BaseModel):
+    """Body of ``POST /api/connections/{id}/test`` (all optional)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = DEFAULT_TEST_PROMPT
+    max_tokens: Annotated[int, Field(ge=1, le=4096)] = 50
+
+
+class UnsavedTestRequest(TestRequest):
+    """Body of ``POST /api/connections/test``: a configuration not saved yet, as the Add dialog
+    has it, plus the optional prompt and max_tokens of the test."""
+
+    connection: ConnectionCreate
+
+
+class TokenCounts(BaseModel):
+    prompt: int | None
+    completion: int | None
+
+
+class TestResult(BaseModel):
+    """What a test found. ``error_kind`` and ``error`` are set when it failed."""
+
+    success: bool
+    status: ConnectionStatus | None  # the connection's status afterwards (None: not saved)
+    latency_ms: float
+    ttft_ms: float | None
+    tokens: TokenCounts
+    response_preview: str | None
+    error_kind: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    tested_at: datetime
+
+
+class HealthCheckRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    connection_id: uuid.UUID
+    created_at: UtcDateTime
+    kind: str
+    success: bool
+    latency_ms: float | None
+    ttft_ms: float | None
+    http_status: int | None
+    error_kind: str | None
+    error: str | None
+    response_preview: str | None
+
+
+class HealthCheckPage(BaseModel):
+    items: list[HealthCheckRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class ModelList(BaseModel):
+    models: list[str]

@@ -29,6 +29,7 @@ from ump_llm_connections.domain import (
     mask_key,
 )
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
+from ump_llm_connections.providers.base import Target
 from ump_llm_connections.secrets import KeyBox
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.tables import ConnectionRow
@@ -143,6 +144,16 @@ class Registry:
             raise _not_found(ref)
         log.info("deleted connection %r (%s)", row.name, row.id)
 
+    async def target(self, ref: str) -> tuple[ConnectionRead, Target]:
+        """A connection and where to reach it, its key decrypted (for adapters only)."""
+        row = await self._row(ref)
+        key = None
+        if row.api_key_encrypted is not None:
+            if self._keys is None:
+                raise ConfigurationError("no server key is loaded: API keys cannot be read")
+            key = self._keys.decrypt(row.api_key_encrypted, context=str(row.id))
+        return ConnectionRead.model_validate(row), _target(row, key)
+
     async def _row(self, ref: str) -> ConnectionRow:
         """A connection by id, or by name (case-insensitive) where the ref is not a UUID."""
         try:
@@ -180,6 +191,26 @@ class Registry:
             raise ConfigurationError("no server key is loaded: API keys cannot be stored")
         row.api_key_encrypted = self._keys.encrypt(key, context=str(row.id))
         row.api_key_mask = mask_key(key)
+
+
+def unsaved_target(data: ConnectionCreate) -> Target:
+    """Where to reach a configuration that is not saved (the Add dialog's test)."""
+    return _target(data, data.api_key)
+
+
+def _target(source: ConnectionRow | ConnectionCreate, key: str | None) -> Target:
+    return Target(
+        api_format=str(source.api_format),
+        base_url=str(source.base_url),
+        model=str(source.model_name),
+        api_key=key,
+        timeout=float(source.timeout or 60),
+        max_retries=int(source.max_retries if source.max_retries is not None else 2),
+        organization_id=source.organization_id,
+        api_version=source.api_version,
+        deployment=source.deployment,
+        extra_headers=dict(source.extra_headers or {}),
+    )
 
 
 def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:

@@ -7,22 +7,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ump_llm_connections.config import Settings
+from ump_llm_connections.health import ConnectionTester
+from ump_llm_connections.providers.base import create_http_session
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.secrets import load_keybox
 from ump_llm_connections.store import migrate
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.engine import create_engine, session_factory
+from ump_llm_connections.store.health import HealthStore
 
 
 @dataclass
 class Service:
     engine: AsyncEngine
     registry: Registry
+    tester: ConnectionTester
+    http: aiohttp.ClientSession
 
     async def close(self) -> None:
+        await self.http.close()
         await self.engine.dispose()
 
 
@@ -36,7 +43,8 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
     try:
         if run_migrations:
             await migrate.upgrade(engine)
-        store = ConnectionStore(session_factory(engine), dialect=engine.dialect.name)
+        sessions = session_factory(engine)
+        store = ConnectionStore(sessions, dialect=engine.dialect.name)
         keys = load_keybox(secret_key=settings.secret_key, key_file=settings.key_file, create=False)
         registry = Registry(store, keys)
         await registry.check_keys()
@@ -48,4 +56,6 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
     except BaseException:
         await engine.dispose()
         raise
-    return Service(engine=engine, registry=registry)
+    http = create_http_session()
+    tester = ConnectionTester(registry, HealthStore(sessions), http)
+    return Service(engine=engine, registry=registry, tester=tester, http=http)

@@ -17,6 +17,7 @@ from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
+from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
 
@@ -62,6 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(UmpError)
     async def ump_error(_: Request, exc: UmpError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(ProviderError)
+    async def provider_error(_: Request, exc: ProviderError) -> JSONResponse:
+        status = 504 if exc.kind is ErrorKind.timeout else 502
+        return JSONResponse(error_body(exc.kind.value, exc.message), status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

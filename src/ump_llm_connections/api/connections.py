@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ump_llm_connections.api.deps import RegistryDep
+from ump_llm_connections.api.deps import RegistryDep, TesterDep
 from ump_llm_connections.domain import (
     ConnectionCreate,
     ConnectionFilters,
@@ -15,7 +15,12 @@ from ump_llm_connections.domain import (
     ConnectionStatus,
     ConnectionType,
     ConnectionUpdate,
+    HealthCheckPage,
+    ModelList,
     Summary,
+    TestRequest,
+    TestResult,
+    UnsavedTestRequest,
 )
 from ump_llm_connections.errors import InvalidInput
 
@@ -84,6 +89,11 @@ async def list_connections(
     return await registry.find(filters, sort=sort, limit=limit, offset=offset)
 
 
+@router.post("/test", summary="Test a configuration before saving it")
+async def run_unsaved_test(body: UnsavedTestRequest, tester: TesterDep) -> TestResult:
+    return await tester.test_unsaved(body)
+
+
 @router.get("/summary", summary="Counts for the summary cards")
 async def summary(registry: RegistryDep) -> Summary:
     return await registry.summary()
@@ -115,3 +125,25 @@ async def activate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
 @router.post("/{connection_id}/deactivate", summary="Deactivate a connection")
 async def deactivate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
     return await registry.set_active(connection_id, False)
+
+
+@router.post("/{connection_id}/test", summary="Send a test prompt; record the result")
+async def run_test(
+    connection_id: Ref, tester: TesterDep, body: TestRequest | None = None
+) -> TestResult:
+    return await tester.test(connection_id, body or TestRequest())
+
+
+@router.get("/{connection_id}/health-checks", summary="Test history, newest first")
+async def health_checks(
+    connection_id: Ref,
+    tester: TesterDep,
+    limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
+    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+) -> HealthCheckPage:
+    return await tester.history(connection_id, limit=limit, offset=offset)
+
+
+@router.get("/{connection_id}/models", summary="The models the upstream offers")
+async def list_models(connection_id: Ref, tester: TesterDep) -> ModelList:
+    return ModelList(models=await tester.models(connection_id))

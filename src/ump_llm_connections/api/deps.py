@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from ump_llm_connections.health import ConnectionTester
 from ump_llm_connections.registry import Registry
 
 
@@ -14,4 +15,10 @@ def _registry(request: Request) -> Registry:
     return registry
 
 
+def _tester(request: Request) -> ConnectionTester:
+    tester: ConnectionTester = request.app.state.service.tester
+    return tester
+
+
 RegistryDep = Annotated[Registry, Depends(_registry)]
+TesterDep = Annotated[ConnectionTester, Depends(_tester)]

@@ -1,0 +1,482 @@
+"""The provider interface: one request, response, stream chunk and error for every wire format.
+
+An adapter turns a ``ChatRequest`` into its provider's HTTP call and the answer back into a
+``ChatResponse`` (or ``StreamChunk`` s); this module does the HTTP, the retries and the error
+classification for all of them. Failures are one exception type with a kind:
+
+    ProviderError(kind=...)
+    ├── auth           401/403: the key is wrong, missing or lacks access
+    ├── not_found      404: no such model (or a wrong base_url)
+    ├── rate_limited   429: slow down; ``retry_after`` says for how long
+    ├── timeout        no answer within the connection's timeout
+    ├── unreachable    refused, DNS or TLS failure: nothing answered
+    ├── bad_response   an answer we cannot read: invalid JSON, a stream cut mid-way
+    ├── server_error   5xx
+    └── bad_request    400/422: the upstream refused the request as sent
+
+``rate_limited``, ``timeout``, ``unreachable`` and ``server_error`` are retried (exponential
+backoff with jitter, Retry-After honoured), up to the connection's ``max_retries``; a stream only
+until its first chunk. The API key is scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+T = TypeVar("T")
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+MAX_RETRY_AFTER_S = 30.0  # a longer wait is handed to the caller instead of slept through
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 8.0
+
+
+class ErrorKind(enum.StrEnum):
+    auth = "auth"
+    not_found = "not_found"
+    rate_limited = "rate_limited"
+    timeout = "timeout"
+    unreachable = "unreachable"
+    bad_response = "bad_response"
+    server_error = "server_error"
+    bad_request = "bad_request"
+
+
+RETRYABLE = frozenset(
+    {ErrorKind.rate_limited, ErrorKind.timeout, ErrorKind.unreachable, ErrorKind.server_error}
+)
+
+
+class ProviderError(Exception):
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE
+
+
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as OpenAI carries it
+
+    def arguments_object(self) -> Any:
+        """The arguments parsed, for formats that carry an object (Anthropic, Gemini, Ollama)."""
+        try:
+            return orjson.loads(self.arguments) if self.arguments else {}
+        except orjson.JSONDecodeError:
+            return {}
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)  # assistant messages
+    tool_call_id: str | None = None  # tool messages: the call this answers
+    name: str | None = None  # tool messages: the tool's name (Gemini and Ollama need it)
+
+
+@dataclass(slots=True)
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    messages: list[Message]
+    system: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: str | None = None  # "auto", "none", "required" or a tool's name
+    response_format: dict[str, Any] | None = None  # OpenAI's: {"type": "json_object"} …
+
+    def system_prompt(self) -> str | None:
+        """``system`` and any system-role messages, joined (formats with one system field)."""
+        parts = [self.system] if self.system else []
+        parts += [m.content for m in self.messages if m.role == "system" and m.content]
+        return "\n\n".join(parts) if parts else None
+
+    def conversation(self) -> list[Message]:
+        """The messages without the system ones."""
+        return [m for m in self.messages if m.role != "system"]
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema asked for by ``response_format``, if any."""
+        if self.response_format and self.response_format.get("type") == "json_schema":
+            schema = (self.response_format.get("json_schema") or {}).get("schema")
+            return schema if isinstance(schema, dict) else None
+        return None
+
+    def wants_json(self) -> bool:
+        kind = (self.response_format or {}).get("type")
+        return kind in ("json_object", "json_schema")
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts as the upstream reported them; None where it reported none."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class ChatResponse:
+    text: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None  # "stop", "length", "tool_calls", "content_filter"
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    text: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where and how to reach one connection's model."""
+
+    api_format: str
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 60.0
+    max_retries: int = 2
+    organization_id: str | None = None
+    api_version: str | None = None
+    deployment: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc or self.base_url
+
+    def root(self, default_path: str) -> str:
+        """The base URL, with ``default_path`` (e.g. ``/v1``) when it has no path at all."""
+        base = self.base_url.rstrip("/")
+        return base + default_path if urlsplit(base).path in ("", "/") else base
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: Any = None
+
+
+def create_http_session() -> aiohttp.ClientSession:
+    """The one pooled client session of a process, shared by every adapter."""
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    return aiohttp.ClientSession(
+        connector=connector,
+        json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        timeout=aiohttp.ClientTimeout(total=None),
+        auto_decompress=True,
+    )
+
+
+class Adapter(ABC):
+    """Base of the adapters, one per wire format."""
+
+    api_format: ClassVar[str]
+
+    def __init__(
+        self,
+        target: Target,
+        http: aiohttp.ClientSession,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.target = target
+        self.http = http
+        self._sleep = sleep
+
+    # -- what each wire format provides -------------------------------------------------------
+
+    @abstractmethod
+    def chat_call(self, request: ChatRequest, *, stream: bool) -> HttpCall: ...
+
+    @abstractmethod
+    def parse_response(self, body: Any) -> ChatResponse: ...
+
+    @abstractmethod
+    def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
+        """Chunks of a streamed answer; raises ``bad_response`` if it ends unfinished."""
+
+    @abstractmethod
+    def models_call(self) -> HttpCall: ...
+
+    @abstractmethod
+    def parse_models(self, body: Any) -> list[str]: ...
+
+    def error_detail(self, body: Any) -> str | None:
+        """The upstream's own words from an error body, if it has any."""
+        if isinstance(body, dict):
+            error = body.get("error", body)
+            if isinstance(error, dict):
+                message = error.get("message")
+                return str(message) if message else None
+            if isinstance(error, str):
+                return error
+        return None
+
+    # -- shared: HTTP, retries, errors --------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        call = self.chat_call(request, stream=False)
+        return await self._retrying(lambda: self._fetch(call, self.parse_response))
+
+    async def list_models(self) -> list[str]:
+        call = self.models_call()
+        return await self._retrying(lambda: self._fetch(call, self.parse_models))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """Stream an answer. Retries happen only before the first chunk reached the caller."""
+        call = self.chat_call(request, stream=True)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.target.timeout, sock_read=self.target.timeout
+        )
+        attempt = 0
+        while True:
+            try:
+                response = await self._open(call, timeout)
+            except ProviderError as exc:
+                if not await self._should_retry(exc, attempt):
+                    raise
+                attempt += 1
+                continue
+            break
+        async with response:
+            try:
+                async for chunk in self.parse_stream(response):
+                    yield chunk
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                raise self._timeout_error() from None
+            except (orjson.JSONDecodeError, UnicodeDecodeError):
+                raise self._error(
+                    ErrorKind.bad_response, f"{self.target.host} sent invalid JSON in its stream"
+                ) from None
+            except (aiohttp.ClientError, KeyError, IndexError, TypeError, ValueError) as exc:
+                raise self._cut_error(exc) from None
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        tries = 0
+        while True:
+            try:
+                return await attempt()
+            except ProviderError as exc:
+                if not await self._should_retry(exc, tries):
+                    raise
+                tries += 1
+
+    async def _should_retry(self, exc: ProviderError, tries: int) -> bool:
+        """Sleep before the next try and say yes, or say no."""
+        if not exc.retryable or tries >= self.target.max_retries:
+            return False
+        if exc.retry_after is not None:
+            if exc.retry_after > MAX_RETRY_AFTER_S:
+                return False
+            delay = exc.retry_after
+        else:
+            ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**tries)
+            delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        await self._sleep(delay)
+        return True
+
+    async def _fetch(self, call: HttpCall, parse: Callable[[Any], T]) -> T:
+        timeout = aiohttp.ClientTimeout(total=self.target.timeout)
+        try:
+            async with await self._open(call, timeout) as response:
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise self._timeout_error() from None
+        except aiohttp.ClientError as exc:
+            raise self._cut_error(exc) from None
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise self._error(
+                ErrorKind.bad_response, f"{self.target.host} answered with invalid JSON"
+            ) from None
+        try:
+            return parse(body)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise self._error(
+                ErrorKind.bad_response,
+                f"{self.target.host} answered in an unexpected shape ({type(exc).__name__})",
+            ) from None
+
+    async def _open(self, call: HttpCall, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """Send the request; a non-2xx answer becomes a classified ``ProviderError``."""
+        headers = {**self.target.extra_headers, **call.headers}
+        try:
+            response = await self.http.request(
+                call.method,
+                call.url,
+                json=call.body,
+                headers=headers,
+                timeout=limits,
+                allow_redirects=False,
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise self._timeout_error() from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or str(exc.os_error)
+            raise self._error(
+                ErrorKind.unreachable,
+                f"cannot connect to {self.target.host} ({reason}): is the server running and "
+                "the base_url right?",
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise self._error(
+                ErrorKind.unreachable, f"cannot reach {self.target.host} ({type(exc).__name__})"
+            ) from None
+        if response.status < 300:
+            return response
+        try:
+            raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError):
+            raw = b""
+        finally:
+            response.release()
+        raise self._http_error(response.status, raw, response.headers)
+
+    def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProviderError:
+        try:
+            detail = self.error_detail(orjson.loads(raw)) if raw else None
+        except orjson.JSONDecodeError:
+            detail = None
+        host = self.target.host
+        if status in (401, 403):
+            kind, text = ErrorKind.auth, f"{status} from {host}: check the API key"
+        elif status == 404:
+            kind = ErrorKind.not_found
+            text = f"404 from {host}: check the model name '{self.target.model}' and the base_url"
+        elif status == 429:
+            kind, text = ErrorKind.rate_limited, f"429 from {host}: rate limited"
+        elif status in (408, 504):
+            kind, text = ErrorKind.timeout, f"{status} from {host}: the upstream timed out"
+        elif status >= 500:
+            kind, text = ErrorKind.server_error, f"{status} from {host}: the server failed"
+        else:
+            kind, text = ErrorKind.bad_request, f"{status} from {host}: the request was refused"
+        if detail:
+            text += f" ({detail[:300]})"
+        retry_after = _retry_after(headers.get("Retry-After")) if status == 429 else None
+        return self._error(kind, text, status=status, retry_after=retry_after)
+
+    def _timeout_error(self) -> ProviderError:
+        return self._error(
+            ErrorKind.timeout,
+            f"no answer from {self.target.host} within {self.target.timeout:g} s",
+        )
+
+    def _cut_error(self, exc: BaseException) -> ProviderError:
+        return self._error(
+            ErrorKind.bad_response,
+            f"the answer from {self.target.host} broke off ({type(exc).__name__})",
+        )
+
+    def incomplete(self) -> ProviderError:
+        """For ``parse_stream``: the stream ended before its end marker."""
+        return self._error(
+            ErrorKind.bad_response, f"the stream from {self.target.host} ended before the answer"
+        )
+
+    def _error(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> ProviderError:
+        key = self.target.api_key
+        if key and key in message:
+            message = message.replace(key, "[redacted]")
+        return ProviderError(kind, message, status=status, retry_after=retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds, from either of its two forms (seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str]]:
+    """Server-sent events as (event name, data) pairs."""
+    event: str | None = None
+    data: list[str] = []
+    async for raw in response.content:
+        line = raw.decode("utf-8").rstrip("\r\n")
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = None, []
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if data:
+        yield event, "\n".join(data)
+
+
+async def ndjson_lines(response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
+    """One parsed JSON value per non-empty line."""
+    async for raw in response.content:
+        if raw.strip():
+            yield orjson.loads(raw)
