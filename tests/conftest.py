@@ -72,7 +72,8 @@ class Database:
         asyncio.run(_pg_execute(self.dsn, sql))
 
     def clear(self) -> None:
-        self.execute("DELETE FROM llm_connections")
+        for table in ("llm_connection_usage", "llm_connection_health_checks", "llm_connections"):
+            self.execute(f"DELETE FROM {table}")
 
 
 async def _pg_execute(dsn: str, sql: str) -> None:

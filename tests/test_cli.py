@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Database, cli_env
+from tests.upstreams.base import Behaviour
+from tests.upstreams.openai import FakeOpenAI
 
 UMP_LLM = str(Path(sys.executable).parent / "ump-llm")
 
@@ -34,7 +36,7 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     for command in ("serve", "migrate", "connections", "generate-key"):
         assert command in top.stdout
     sub = run("connections", "--help", data_dir=tmp_path)
-    for command in ("list", "add", "show", "rm"):
+    for command in ("list", "add", "show", "rm", "test", "models"):
         assert command in sub.stdout
 
 
@@ -162,3 +164,53 @@ def test_migrate_and_generate_key(fresh_database: Database, tmp_path: Path) -> N
     assert "up to date" in result.stdout
     key = run("generate-key", data_dir=tmp_path).stdout.strip()
     assert len(key) == 44
+
+
+def test_connections_test_and_models(fresh_database: Database, tmp_path: Path) -> None:
+    db = ("--database-url", fresh_database.url)
+    with FakeOpenAI(api_key="sk-cli-test-key-000000000000") as fake:
+        added = run(
+            "connections",
+            "add",
+            "--name",
+            "Fake",
+            "--type",
+            "remote",
+            "--base-url",
+            f"{fake.url}/v1",
+            "--model",
+            "fake-model",
+            "--max-retries",
+            "0",
+            "--api-key-env",
+            "KEY",
+            *db,
+            data_dir=tmp_path,
+            KEY="sk-cli-test-key-000000000000",
+        )
+        assert added.returncode == 0, added.stderr
+        ok = run("connections", "test", "Fake", *db, data_dir=tmp_path)
+        assert ok.returncode == 0, ok.stderr
+        assert ok.stdout.startswith("OK Fake: ")
+        assert "12 prompt + 9 completion tokens" in ok.stdout
+        assert fake.reply.text in ok.stdout
+
+        as_json = run(
+            "connections", "test", "Fake", "--prompt", "Say OK", "--json", *db, data_dir=tmp_path
+        )
+        assert json.loads(as_json.stdout)["success"] is True
+        assert fake.requests[-1].body["messages"][-1]["content"] == "Say OK"
+
+        models = run("connections", "models", "Fake", *db, data_dir=tmp_path)
+        assert models.stdout.split() == fake.models
+
+        fake.behaviour = Behaviour.unauthorized
+        failed = run("connections", "test", "Fake", *db, data_dir=tmp_path)
+        assert failed.returncode == 1
+        assert "FAILED Fake: auth: 401 from" in failed.stdout
+        assert "check the API key" in failed.stdout
+        no_models = run("connections", "models", "Fake", *db, data_dir=tmp_path)
+        assert no_models.returncode == 1
+        assert "auth" in no_models.stderr
+    shown = json.loads(run("connections", "show", "Fake", "--json", *db, data_dir=tmp_path).stdout)
+    assert (shown["status"], shown["consecutive_failures"]) == ("error", 1)

@@ -57,7 +57,7 @@ WEATHER = Tool(
 
 @pytest.fixture(params=list(FORMATS))
 def upstream(request: pytest.FixtureRequest) -> Iterator[Upstream]:
-    fake_class, path = FORMATS[request.param]
+    fake_class, path = FORMATS[str(request.param)]
     with fake_class(api_key=KEY) as fake:
         fake.delay = 0.3
         target = Target(
@@ -158,11 +158,11 @@ async def test_tool_round_trip_is_accepted(upstream: Upstream, http: aiohttp.Cli
     assert answer.text == upstream.fake.reply.text
 
 
+@pytest.mark.parametrize("upstream", ["openai", "google", "ollama"], indirect=True)
 async def test_missing_usage_is_null_not_invented(
     upstream: Upstream, http: aiohttp.ClientSession
 ) -> None:
-    if isinstance(upstream.fake, FakeAnthropic):
-        pytest.skip("Anthropic always reports usage")
+    """(Anthropic always reports usage.)"""
     upstream.fake.reply.report_usage = False
     answer = await adapter(upstream, http).chat(HELLO)
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (None, None)

@@ -21,18 +21,20 @@ from pydantic import ValidationError
 from ump_llm_connections import __version__
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import (
+    DEFAULT_TEST_PROMPT,
     ApiFormat,
     ConnectionCreate,
     ConnectionFilters,
     ConnectionRead,
     ConnectionStatus,
     ConnectionType,
+    TestRequest,
     invalid_input,
 )
 from ump_llm_connections.errors import ConfigurationError, UmpError
-from ump_llm_connections.registry import Registry
+from ump_llm_connections.providers.base import ProviderError
 from ump_llm_connections.secrets import generate_key
-from ump_llm_connections.service import open_service
+from ump_llm_connections.service import Service, open_service
 
 app = typer.Typer(
     help="Manage, test and serve LLM connections.", no_args_is_help=True, add_completion=False
@@ -66,11 +68,11 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _with_registry(settings: Settings, work: Callable[[Registry], Awaitable[T]]) -> T:
+def _with_service(settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:
     async def run() -> T:
         service = await open_service(settings)
         try:
-            return await work(service.registry)
+            return await work(service)
         finally:
             await service.close()
 
@@ -119,7 +121,7 @@ def serve(
             2,
         )
     settings = _settings(database_url, host=host, port=port, log_level=log_level)
-    _with_registry(settings, _nothing)  # migrate and check the key now, with a clean message
+    _with_service(settings, _nothing)  # migrate and check the key now, with a clean message
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["ump_llm_connections"] = {
         "handlers": ["default"],
@@ -136,7 +138,7 @@ def serve(
     )
 
 
-async def _nothing(_: Registry) -> None:
+async def _nothing(_: Service) -> None:
     return None
 
 
@@ -144,7 +146,7 @@ async def _nothing(_: Registry) -> None:
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Apply the database migrations (the server also does this on start)."""
     settings = _settings(database_url)
-    _with_registry(settings, _nothing)
+    _with_service(settings, _nothing)
     typer.echo("database is up to date")
 
 
@@ -181,9 +183,7 @@ def list_connections(
         tags=tag or [],
         q=search,
     )
-    page = _with_registry(
-        _settings(database_url), lambda registry: registry.find(filters, limit=limit)
-    )
+    page = _with_service(_settings(database_url), lambda s: s.registry.find(filters, limit=limit))
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
         return
@@ -280,7 +280,7 @@ def add_connection(
         data = ConnectionCreate.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise _fail(invalid_input(exc).message) from None
-    created = _with_registry(_settings(database_url), lambda registry: registry.create(data))
+    created = _with_service(_settings(database_url), lambda s: s.registry.create(data))
     _print_connection(created, as_json)
 
 
@@ -291,7 +291,7 @@ def show_connection(
     as_json: AsJson = False,
 ) -> None:
     """Show one connection."""
-    found = _with_registry(_settings(database_url), lambda registry: registry.get(ref))
+    found = _with_service(_settings(database_url), lambda s: s.registry.get(ref))
     _print_connection(found, as_json)
 
 
@@ -303,11 +303,57 @@ def remove_connection(
 ) -> None:
     """Remove a connection (and its usage and health history)."""
     settings = _settings(database_url)
-    found = _with_registry(settings, lambda registry: registry.get(ref))
+    found = _with_service(settings, lambda s: s.registry.get(ref))
     if not yes:
         typer.confirm(f"Remove connection '{found.name}' ({found.id})?", abort=True)
-    _with_registry(settings, lambda registry: registry.delete(str(found.id)))
+    _with_service(settings, lambda s: s.registry.delete(str(found.id)))
     typer.echo(f"removed {found.name}")
+
+
+@connections_app.command("test")
+def check_connection(
+    ref: Annotated[str, typer.Argument(help="Connection name or id.")],
+    prompt: Annotated[str, typer.Option(help="The test prompt.")] = DEFAULT_TEST_PROMPT,
+    max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = 50,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Send a test prompt through the connection and record the result (exit 1 on failure)."""
+    try:
+        request = TestRequest(prompt=prompt, max_tokens=max_tokens)
+    except ValidationError as exc:
+        raise _fail(invalid_input(exc).message) from None
+    result = _with_service(_settings(database_url), lambda s: s.tester.test(ref, request))
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    elif result.success:
+        tokens = result.tokens
+        counts = (
+            f", {tokens.prompt} prompt + {tokens.completion} completion tokens"
+            if tokens.completion is not None
+            else ", no token counts reported"
+        )
+        first = f" (first token {result.ttft_ms:.0f} ms)" if result.ttft_ms is not None else ""
+        typer.secho(f"OK {ref}: {result.latency_ms:.0f} ms{first}{counts}", fg=typer.colors.GREEN)
+        typer.echo(f"   {result.response_preview!r}")
+    else:
+        typer.secho(f"FAILED {ref}: {result.error_kind}: {result.error}", fg=typer.colors.RED)
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@connections_app.command("models")
+def list_models(
+    ref: Annotated[str, typer.Argument(help="Connection name or id.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """List the models the connection's upstream offers."""
+    try:
+        models = _with_service(_settings(database_url), lambda s: s.tester.models(ref))
+    except ProviderError as exc:
+        raise _fail(f"{exc.kind}: {exc.message}") from None
+    for model in models:
+        typer.echo(model)
 
 
 def _print_connection(c: ConnectionRead, as_json: bool) -> None:

@@ -368,7 +368,9 @@ def invalid_input(exc: ValidationError | Sequence[Mapping[str, Any]]) -> Invalid
     if loc and loc[0] in ("body", "query", "path", "header"):
         loc = loc[1:]
     cause = first.get("ctx", {}).get("error")
-    field = cause.field if isinstance(cause, InvalidField) else ".".join(loc) or None
+    if isinstance(cause, InvalidField):  # a rule of the whole model, naming its field
+        loc.append(cause.field)
+    field = ".".join(loc) or None
     kind = first.get("type", "")
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     if kind == "extra_forbidden":
