@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server, free_port
+from tests.conftest import Database, Server, free_port, start_server
 from tests.upstreams.anthropic import FakeAnthropic
 from tests.upstreams.base import Behaviour, FakeUpstream
 from tests.upstreams.google import FakeGemini
@@ -256,3 +259,39 @@ def test_models(api: httpx.Client, openai_fake: FakeOpenAI) -> None:
     slow = api.get(f"/api/connections/{connection['id']}/models")
     assert slow.status_code == 504
     assert slow.json()["error"]["type"] == "timeout"
+
+
+def test_status_is_testing_while_the_test_runs(api: httpx.Client, openai_fake: FakeOpenAI) -> None:
+    openai_fake.behaviour = Behaviour.slow_first_token
+    openai_fake.delay = 1.5
+    connection = create(api, **openai_connection(openai_fake))
+    url = f"/api/connections/{connection['id']}"
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(api.post, f"{url}/test")
+        seen = set()
+        while not running.done():
+            seen.add(api.get(url).json()["status"])
+            time.sleep(0.05)
+        assert running.result().json()["success"] is True
+    assert "testing" in seen
+    assert api.get(url).json()["status"] == "active"
+
+
+def test_a_restart_clears_tests_left_running(fresh_database: Database, tmp_path: Path) -> None:
+    first = start_server(fresh_database, tmp_path / "data")
+    try:
+        with first.client() as client:
+            created = client.post(
+                "/api/connections",
+                json={"name": "Stuck", "connection_type": "local", "model_name": "m"},
+            ).json()
+    finally:
+        first.stop()
+    fresh_database.execute("UPDATE llm_connections SET status = 'testing'")
+    second = start_server(fresh_database, tmp_path / "data")
+    try:
+        with second.client() as client:
+            assert client.get(f"/api/connections/{created['id']}").json()["status"] == "unknown"
+        assert "left 'testing'" in second.log()
+    finally:
+        second.stop()

@@ -8,6 +8,7 @@ status (``active`` or ``error``), ``last_error``, ``consecutive_failures`` and `
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from ump_llm_connections.providers.base import (
 from ump_llm_connections.registry import Registry, unsaved_target
 from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.tables import HealthCheckRow, utcnow
+
+log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 200
 MAX_HISTORY_PAGE = 500
@@ -123,6 +126,12 @@ class ConnectionTester:
     ) -> ConnectionStatus | None:
         row = await self._health.record(_check_row(connection_id, kind, found))
         return ConnectionStatus(row.status) if row is not None else None
+
+    async def forget_unfinished(self) -> None:
+        """At start-up: no test is running yet, so none can still be "testing"."""
+        stale = await self._health.forget_unfinished()
+        if stale:
+            log.warning("%d connection(s) were left 'testing' by a stop; now 'unknown'", stale)
 
     async def test_unsaved(self, request: UnsavedTestRequest) -> TestResult:
         data = request.connection

@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = await open_service(settings)
+        await app.state.service.tester.forget_unfinished()
         log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
         try:
             yield

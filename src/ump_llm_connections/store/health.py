@@ -27,6 +27,17 @@ class HealthStore:
             )
             await session.commit()
 
+    async def forget_unfinished(self) -> int:
+        """Tests cut off by a stopped server leave "testing" behind: make those "unknown"."""
+        async with self._sessions() as session:
+            result = await session.execute(
+                update(ConnectionRow)
+                .where(ConnectionRow.status == "testing")
+                .values(status="unknown")
+            )
+            await session.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def record(self, check: HealthCheckRow) -> ConnectionRow | None:
         """Store a check and update its connection's status, failures and last test, at once."""
         async with self._sessions() as session:
