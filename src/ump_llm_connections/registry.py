@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +37,8 @@ from ump_llm_connections.store.tables import ConnectionRow
 
 log = logging.getLogger(__name__)
 
+Listener = Callable[[uuid.UUID], Awaitable[None]]
+
 # Fields copied between the schemas and the row as they are (api_key is handled apart).
 PLAIN_FIELDS = tuple(name for name in ConnectionFields.model_fields if name != "api_key")
 MAX_PAGE = 1000
@@ -45,6 +48,15 @@ class Registry:
     def __init__(self, store: ConnectionStore, keys: KeyBox | None) -> None:
         self._store = store
         self._keys = keys
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Be told the id of every connection this registry creates, changes or deletes."""
+        self._listeners.append(listener)
+
+    async def _changed(self, connection_id: uuid.UUID) -> None:
+        for listener in self._listeners:
+            await listener(connection_id)
 
     async def check_keys(self) -> None:
         """Refuse to run with a server key that cannot read the stored API keys."""
@@ -71,6 +83,7 @@ class Registry:
         if data.api_key is not None:
             self._set_key(row, data.api_key)
         await self._store.add(row)
+        await self._changed(row.id)
         log.info("created connection %r (%s, %s)", row.name, row.connection_type, row.id)
         return ConnectionRead.model_validate(row)
 
@@ -120,6 +133,7 @@ class Registry:
         row = await self._store.update(current.id, apply)
         if row is None:
             raise _not_found(ref)
+        await self._changed(row.id)
         log.info("updated connection %r (%s): %s", row.name, row.id, ", ".join(sorted(sent)))
         return ConnectionRead.model_validate(row)
 
@@ -142,17 +156,34 @@ class Registry:
         row = await self._row(ref)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
+        await self._changed(row.id)
         log.info("deleted connection %r (%s)", row.name, row.id)
 
     async def target(self, ref: str) -> tuple[ConnectionRead, Target]:
         """A connection and where to reach it, its key decrypted (for adapters only)."""
         row = await self._row(ref)
+        return ConnectionRead.model_validate(row), self._target_of(row)
+
+    def _target_of(self, row: ConnectionRow) -> Target:
         key = None
         if row.api_key_encrypted is not None:
             if self._keys is None:
                 raise ConfigurationError("no server key is loaded: API keys cannot be read")
             key = self._keys.decrypt(row.api_key_encrypted, context=str(row.id))
-        return ConnectionRead.model_validate(row), _target(row, key)
+        return _target(row, key)
+
+    async def everything(self) -> list[tuple[ConnectionRead, Target]]:
+        """Every connection with its target: what the gateway's in-memory directory holds."""
+        return [
+            (ConnectionRead.model_validate(row), self._target_of(row))
+            for row in await self._store.all()
+        ]
+
+    async def names(self) -> dict[uuid.UUID, str]:
+        return await self._store.names()
+
+    async def version(self) -> tuple[int, object]:
+        return await self._store.version()
 
     async def _row(self, ref: str) -> ConnectionRow:
         """A connection by id, or by name (case-insensitive) where the ref is not a UUID."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.config import Settings
 from ump_llm_connections.health import ConnectionTester
@@ -24,6 +24,7 @@ from ump_llm_connections.store.health import HealthStore
 @dataclass
 class Service:
     engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
     registry: Registry
     tester: ConnectionTester
     http: aiohttp.ClientSession
@@ -58,4 +59,4 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
         raise
     http = create_http_session()
     tester = ConnectionTester(registry, HealthStore(sessions), http)
-    return Service(engine=engine, registry=registry, tester=tester, http=http)
+    return Service(engine=engine, sessions=sessions, registry=registry, tester=tester, http=http)

@@ -12,14 +12,18 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections
+from ump_llm_connections.api import connections, gateway, usage
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
+from ump_llm_connections.gateway.core import Gateway
+from ump_llm_connections.gateway.directory import Directory
+from ump_llm_connections.gateway.usage import UsageRecorder
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
+from ump_llm_connections.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = await open_service(settings)
-        await app.state.service.tester.forget_unfinished()
+        service = app.state.service = await open_service(settings)
+        await service.tester.forget_unfinished()
+        app.state.usage_store = UsageStore(service.sessions)
+        recorder = UsageRecorder(app.state.usage_store)
+        directory = Directory(service.registry, service.http)
+        await directory.start()
+        await recorder.start()
+        app.state.gateway = Gateway(directory, recorder)
         log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
         try:
             yield
         finally:
-            await app.state.service.close()
+            await directory.stop()
+            await recorder.stop()  # writes the usage still buffered
+            await service.close()
 
     app = FastAPI(
         title="ump-llm-connections",
@@ -52,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(connections.router)
+    app.include_router(usage.router)
+    app.router.routes.extend(gateway.routes)
 
     @app.get("/healthz", tags=["service"], summary="Liveness")
     async def healthz() -> dict[str, str]:

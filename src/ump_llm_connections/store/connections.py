@@ -134,6 +134,22 @@ class ConnectionStore:
             in_error=in_error,
         )
 
+    async def all(self) -> Sequence[ConnectionRow]:
+        async with self._sessions() as session:
+            return (await session.scalars(select(C))).all()
+
+    async def names(self) -> dict[uuid.UUID, str]:
+        async with self._sessions() as session:
+            return {row.id: row.name for row in (await session.execute(select(C.id, C.name)))}
+
+    async def version(self) -> tuple[int, object]:
+        """Changes whenever a connection is added, changed or removed (by any process)."""
+        async with self._sessions() as session:
+            count, latest = (
+                await session.execute(select(func.count(), func.max(C.updated_at)))
+            ).one()
+            return int(count), latest
+
     async def encrypted_key_ids(self) -> list[str]:
         """Distinct key-id prefixes of the stored API keys (``v1.<key id>.``)."""
         prefix = func.substr(C.api_key_encrypted, 1, 16)

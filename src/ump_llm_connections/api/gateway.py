@@ -1,0 +1,154 @@
+"""``/v1``: the OpenAI-compatible gateway. Plain Starlette endpoints: this is the hot path.
+
+The caller names a connection as ``model`` and declares what it is with ``X-UMP-Source``
+(``livekit``, ``mcp``, ``automation``; anything else calling directly is ``api``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from ump_llm_connections.gateway.core import Gateway, GatewayError
+from ump_llm_connections.gateway.wire import (
+    ChunkWriter,
+    WireError,
+    error_json,
+    parse_request,
+    render_response,
+)
+from ump_llm_connections.providers.base import ErrorKind, ProviderError, StreamChunk
+
+SOURCES = frozenset({"livekit", "mcp", "automation", "api"})
+JSON = "application/json"
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def _error(
+    status: int,
+    kind: str,
+    code: str | None,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return Response(error_json(message, kind, code, param), status, headers, media_type=JSON)
+
+
+def _upstream_error(exc: ProviderError) -> Response:
+    headers = None
+    if exc.kind is ErrorKind.rate_limited:
+        status = 429
+        if exc.retry_after is not None:
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    elif exc.kind is ErrorKind.timeout:
+        status = 504
+    else:
+        status = 502
+    return _error(status, "upstream_error", exc.kind.value, exc.message, headers=headers)
+
+
+def _source(request: Request) -> str:
+    source = request.headers.get("x-ump-source", "api").strip().lower()
+    if source not in SOURCES:
+        raise GatewayError(
+            400,
+            "invalid_request_error",
+            "invalid_source",
+            "X-UMP-Source must be livekit, mcp, automation or api",
+            "X-UMP-Source",
+        )
+    return source
+
+
+async def chat_completions(request: Request) -> Response:
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return _error(400, "invalid_request_error", "invalid_json", "the body is not valid JSON")
+    gateway = _gateway(request)
+    try:
+        source = _source(request)
+        model, chat, stream, include_usage = parse_request(body)
+        route = gateway.resolve(model, source)
+    except WireError as exc:
+        return _error(400, "invalid_request_error", "invalid_request", exc.message, exc.param)
+    except GatewayError as exc:
+        return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
+    response_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if not stream:
+        try:
+            answer = await gateway.complete(route, chat, source)
+        except ProviderError as exc:
+            return _upstream_error(exc)
+        payload = render_response(answer, model=model, response_id=response_id, created=created)
+        return Response(payload, media_type=JSON)
+    chunks = gateway.stream(route, chat, source)
+    try:
+        first = await anext(chunks)  # an upstream that fails at once gets a proper status
+    except ProviderError as exc:
+        return _upstream_error(exc)
+    except StopAsyncIteration:
+        first = None
+    writer = ChunkWriter(model=model, response_id=response_id, created=created)
+    return StreamingResponse(
+        _events(writer, first, chunks, include_usage),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    writer: ChunkWriter,
+    first: StreamChunk | None,
+    chunks: AsyncGenerator[StreamChunk, None],
+    include_usage: bool,
+) -> AsyncIterator[bytes]:
+    usage = None
+    try:
+        if first is not None:
+            usage = first.usage
+            yield writer.chunk(first)
+            async for chunk in chunks:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.text or chunk.tool_calls or chunk.finish_reason:
+                    yield writer.chunk(chunk)
+    except ProviderError as exc:  # after the first byte: end with an error event, not a hang
+        yield b"data: " + error_json(exc.message, "upstream_error", exc.kind.value) + b"\n\n"
+        return
+    finally:
+        await chunks.aclose()
+    if include_usage:
+        yield writer.usage(usage)
+    yield writer.done()
+
+
+async def list_models(request: Request) -> Response:
+    try:
+        source = _source(request)
+    except GatewayError as exc:
+        return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
+    data = [
+        {"id": r.name, "object": "model", "created": 0, "owned_by": r.connection_type}
+        for r in _gateway(request).directory.routes()
+        if r.is_active and r.allows(source)
+    ]
+    return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+]

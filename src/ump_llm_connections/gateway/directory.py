@@ -1,0 +1,135 @@
+"""The gateway's in-memory view of the connections, so no request reads the database.
+
+Writes through this process's registry refresh the changed connection at once; a cheap version
+check (row count and latest ``updated_at``) every few seconds picks up writes made elsewhere —
+the CLI, or another replica — and reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+
+import aiohttp
+
+from ump_llm_connections.domain import ConnectionRead
+from ump_llm_connections.errors import ConfigurationError, NotFound
+from ump_llm_connections.providers import adapter_for
+from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.registry import Registry
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("livekit", "mcp", "automation")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One connection as the gateway serves it."""
+
+    id: uuid.UUID
+    name: str
+    connection_type: str
+    is_active: bool
+    uses: frozenset[str]  # the integrations it is enabled for
+    temperature: float | None
+    max_tokens: int | None
+    input_cost_per_million: float | None
+    output_cost_per_million: float | None
+    adapter: Adapter
+
+    def allows(self, source: str) -> bool:
+        """Direct API callers may use any connection; integrations only those enabled for them."""
+        return source not in SOURCES or source in self.uses
+
+    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
+        if prompt_tokens is None and completion_tokens is None:
+            return None
+        if self.input_cost_per_million is None and self.output_cost_per_million is None:
+            return None
+        return (
+            (prompt_tokens or 0) * (self.input_cost_per_million or 0.0)
+            + (completion_tokens or 0) * (self.output_cost_per_million or 0.0)
+        ) / 1_000_000
+
+
+class Directory:
+    def __init__(
+        self, registry: Registry, http: aiohttp.ClientSession, *, refresh_s: float = 5.0
+    ) -> None:
+        self._registry = registry
+        self._http = http
+        self._refresh_s = refresh_s
+        self._by_key: dict[str, Route] = {}
+        self._version: tuple[int, object] | None = None
+        self._task: asyncio.Task[None] | None = None
+        registry.subscribe(self.refresh)
+
+    def find(self, model: str) -> Route | None:
+        """A connection by name (any case) or id."""
+        return self._by_key.get(model.strip().lower())
+
+    def routes(self) -> list[Route]:
+        return sorted({r.id: r for r in self._by_key.values()}.values(), key=lambda r: r.name)
+
+    async def load(self) -> None:
+        version = await self._registry.version()
+        entries = await self._registry.everything()
+        table: dict[str, Route] = {}
+        for connection, target in entries:
+            route = self._route(connection, target)
+            table[str(route.id)] = table[route.name.lower()] = route
+        self._by_key, self._version = table, version
+        log.debug("gateway directory loaded: %d connections", len(entries))
+
+    async def refresh(self, connection_id: uuid.UUID) -> None:
+        """Reload one connection after this process changed it."""
+        try:
+            connection, target = await self._registry.target(str(connection_id))
+        except NotFound:
+            connection = None
+        table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
+        if connection is not None:
+            route = self._route(connection, target)
+            table[str(route.id)] = table[route.name.lower()] = route
+        self._by_key = table
+        self._version = await self._registry.version()
+
+    async def start(self) -> None:
+        await self.load()
+        self._task = asyncio.create_task(self._watch(), name="gateway-directory")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                if await self._registry.version() != self._version:
+                    await self.load()
+            except (OSError, ConfigurationError) as exc:  # keep serving the last good view
+                log.warning("gateway directory refresh failed: %s", exc)
+            except Exception:
+                log.exception("gateway directory refresh failed")
+
+    def _route(self, c: ConnectionRead, target: Target) -> Route:
+        uses = {"livekit": c.use_in_livekit, "mcp": c.use_in_mcp, "automation": c.use_in_automation}
+        return Route(
+            id=c.id,
+            name=c.name,
+            connection_type=c.connection_type.value,
+            is_active=c.is_active,
+            uses=frozenset(k for k, on in uses.items() if on),
+            temperature=c.temperature,
+            max_tokens=c.max_tokens,
+            input_cost_per_million=c.input_cost_per_million,
+            output_cost_per_million=c.output_cost_per_million,
+            adapter=adapter_for(target, self._http),
+        )

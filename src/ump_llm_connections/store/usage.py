@@ -1,0 +1,88 @@
+"""Usage rows: appended in batches by the recorder, read back for reports."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ump_llm_connections.store.tables import ConnectionRow, UsageRow
+
+U = UsageRow
+REPORT_COLUMNS = (
+    U.created_at,
+    U.connection_id,
+    U.prompt_tokens,
+    U.completion_tokens,
+    U.latency_ms,
+    U.ttft_ms,
+    U.success,
+    U.cost,
+)
+
+
+class UsageStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def append(self, rows: list[dict[str, Any]], last_used: dict[uuid.UUID, datetime]) -> int:
+        """Insert usage rows and move ``last_used_at`` forward, in one transaction.
+
+        Rows of connections deleted meanwhile are dropped (their history went with them).
+        Returns how many rows were stored.
+        """
+        async with self._sessions() as session:
+            try:
+                await self._write(session, rows, last_used)
+            except IntegrityError:
+                await session.rollback()
+                ids = {row["connection_id"] for row in rows}
+                alive = set(
+                    (
+                        await session.scalars(
+                            select(ConnectionRow.id).where(ConnectionRow.id.in_(ids))
+                        )
+                    ).all()
+                )
+                rows = [row for row in rows if row["connection_id"] in alive]
+                last_used = {k: v for k, v in last_used.items() if k in alive}
+                await self._write(session, rows, last_used)
+            await session.commit()
+        return len(rows)
+
+    async def _write(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        last_used: dict[uuid.UUID, datetime],
+    ) -> None:
+        if rows:
+            await session.execute(insert(U), rows)
+        if last_used:
+            table = ConnectionRow.metadata.tables[ConnectionRow.__tablename__]
+            c = table.c
+            connection = await session.connection()
+            await connection.execute(
+                update(table)
+                .where(
+                    and_(
+                        c.id == bindparam("cid"),
+                        or_(c.last_used_at.is_(None), c.last_used_at < bindparam("used")),
+                    )
+                )
+                .values(last_used_at=bindparam("used")),
+                [{"cid": k, "used": v} for k, v in last_used.items()],
+            )
+
+    async def since(
+        self, start: datetime, *, connection_id: uuid.UUID | None = None
+    ) -> list[tuple[Any, ...]]:
+        query = select(*REPORT_COLUMNS).where(U.created_at >= start).order_by(U.created_at)
+        if connection_id is not None:
+            query = query.where(U.connection_id == connection_id)
+        async with self._sessions() as session:
+            return [tuple(row) for row in (await session.execute(query)).all()]
