@@ -178,7 +178,13 @@ def database(
 
 @pytest.fixture(scope="session")
 def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    running = start_server(database, tmp_path_factory.mktemp(f"data-{database.backend}"))
+    # Tests empty the tables behind the server's back: the gateway must notice quickly.
+    running = start_server(
+        database,
+        tmp_path_factory.mktemp(f"data-{database.backend}"),
+        UMP_GATEWAY_REFRESH_S="0.05",
+        UMP_USAGE_FLUSH_S="0.1",
+    )
     yield running
     running.stop()
 
@@ -189,6 +195,10 @@ def api(server: Server) -> Iterator[httpx.Client]:
     server.db.clear()
     seen = len(server.log())
     with server.client() as client:
+        deadline = time.monotonic() + 5
+        while client.get("/v1/models").json()["data"]:
+            assert time.monotonic() < deadline, "the gateway kept connections that are gone"
+            time.sleep(0.02)
         yield client
     logged = server.log()[seen:]
     assert '" 500' not in logged, logged

@@ -147,9 +147,9 @@ class Registry:
         row = await self._store.update(current.id, apply)
         if row is None:
             raise _not_found(ref)
-        log.info(
-            "%s connection %r (%s)", "activated" if active else "deactivated", row.name, row.id
-        )
+        await self._changed(row.id)
+        verb = "activated" if active else "deactivated"
+        log.info("%s connection %r (%s)", verb, row.name, row.id)
         return ConnectionRead.model_validate(row)
 
     async def delete(self, ref: str) -> None:

@@ -66,6 +66,7 @@ class Directory:
         self._by_key: dict[str, Route] = {}
         self._version: tuple[int, object] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # a slow full reload must not undo a newer refresh
         registry.subscribe(self.refresh)
 
     def find(self, model: str) -> Route | None:
@@ -76,27 +77,29 @@ class Directory:
         return sorted({r.id: r for r in self._by_key.values()}.values(), key=lambda r: r.name)
 
     async def load(self) -> None:
-        version = await self._registry.version()
-        entries = await self._registry.everything()
-        table: dict[str, Route] = {}
-        for connection, target in entries:
-            route = self._route(connection, target)
-            table[str(route.id)] = table[route.name.lower()] = route
-        self._by_key, self._version = table, version
+        async with self._lock:
+            version = await self._registry.version()
+            entries = await self._registry.everything()
+            table: dict[str, Route] = {}
+            for connection, target in entries:
+                route = self._route(connection, target)
+                table[str(route.id)] = table[route.name.lower()] = route
+            self._by_key, self._version = table, version
         log.debug("gateway directory loaded: %d connections", len(entries))
 
     async def refresh(self, connection_id: uuid.UUID) -> None:
         """Reload one connection after this process changed it."""
-        try:
-            connection, target = await self._registry.target(str(connection_id))
-        except NotFound:
-            connection = None
-        table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
-        if connection is not None:
-            route = self._route(connection, target)
-            table[str(route.id)] = table[route.name.lower()] = route
-        self._by_key = table
-        self._version = await self._registry.version()
+        async with self._lock:
+            try:
+                connection, target = await self._registry.target(str(connection_id))
+            except NotFound:
+                connection = None
+            table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
+            if connection is not None:
+                route = self._route(connection, target)
+                table[str(route.id)] = table[route.name.lower()] = route
+            self._by_key = table
+            self._version = await self._registry.version()
 
     async def start(self) -> None:
         await self.load()
