@@ -140,6 +140,7 @@ def test_tool_calls_every_format(upstream: Upstream, client: openai.OpenAI) -> N
     upstream.fake.reply.tool_call = ToolCall("get_weather", {"city": "Paris"})
     answer = client.chat.completions.create(model="gw", messages=HELLO, tools=TOOLS)
     (call,) = answer.choices[0].message.tool_calls or []
+    assert call.type == "function"
     assert call.function.name == "get_weather"
     assert json.loads(call.function.arguments) == {"city": "Paris"}
     assert answer.choices[0].finish_reason == "tool_calls"
