@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-gateway clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lint: $(VENV)/.installed-test
 ## bench: the registry benchmark (seeds 100,000 connections; minutes)
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/registry.py
+
+## bench-gateway: our /v1/chat/completions vs LiteLLM proxy on a fake nginx upstream (~2 min;
+## installs nginx, wrk and bench/.venv-litellm the first time)
+bench-gateway: $(VENV)/.installed
+	$(BIN)/python bench/gateway.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,944 @@
+"""Gateway benchmark: our ``POST /v1/chat/completions`` against LiteLLM proxy, side by side.
+
+One command sets everything up, measures three targets one after the other on the same fake
+upstream, prints one table and checks the targets:
+
+    .venv/bin/python bench/gateway.py [--duration 8] [--skip-litellm] [--only-direct]
+    make bench-gateway
+
+Setup (idempotent; fast when done): the Debian packages ``nginx`` and ``wrk``; LiteLLM proxy in
+its own venv ``bench/.venv-litellm`` (git-ignored); a temporary directory holding everything
+else, removed on exit together with every process started (also on Ctrl-C and errors).
+
+The fake OpenAI upstream is a private nginx (``worker_processes 1``, ``access_log off``): ``POST
+/v1/chat/completions`` answers a fixed ``chat.completion`` JSON with usage, or a fixed SSE stream
+(``chat.completion.chunk`` events, a usage chunk, ``data: [DONE]``) when the body says
+``"stream": true``; ``GET /v1/models`` lists one model. Plain nginx cannot look at a body before
+``return``, so ``mirror_request_body`` reads it first and ``error_page`` routes on a ``map`` of
+``$request_body``.
+
+Targets, measured one at a time (never two servers under load together):
+
+* direct nginx: the baseline, what a client gets with no gateway at all;
+* our gateway: ``ump-llm serve`` on a temporary SQLite with one connection ``bench``;
+* LiteLLM proxy: one model ``bench`` -> ``openai/fake-model`` on the same nginx, master key, no
+  database, one worker.
+
+The server under test runs on CPU 0 (``taskset -c 0``); nginx, wrk and the streaming client run on
+CPU 1. For each target: requests/s with wrk at 1, 8 and 64 connections (non-2xx responses and
+socket errors are counted and flagged), latency p50/p99 at one connection, time to first SSE
+event and total stream time (p50 over sequential requests from an aiohttp client), and the peak
+RSS (VmHWM, summed over the server's process tree). Added latency is the target's p50 minus the
+direct p50. A full run takes about two minutes with the default 8 s per wrk run.
+
+Targets: >= 25x LiteLLM throughput at c64, < 0.7 ms added p50 latency at c1, < 0.7 ms added time
+to first token, peak RSS < 120 MB. Exit status 1 when one is missed, 2 when the run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+UMP = ROOT / ".venv" / "bin" / "ump-llm"
+LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
+LITELLM_MARKER = LITELLM_VENV / ".installed"
+
+SERVER_CPU = "0"  # the server under test
+LOAD_CPU = "1"  # nginx, wrk and the streaming client
+CONCURRENCIES = (1, 8, 64)
+HOST = "127.0.0.1"  # loopback only, always
+MASTER_KEY = "sk-bench-master"
+CHAT_PATH = "/v1/chat/completions"
+
+REQUEST = {"model": "bench", "messages": [{"role": "user", "content": "Hello"}]}
+REPLY_TEXT = "Hello! How can I help?"
+USAGE = {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}
+
+TARGET_C64_RATIO = 25.0
+TARGET_ADDED_MS = 0.7
+TARGET_RSS_MB = 120.0
+
+
+# --------------------------------------------------------------------------- fake upstream
+
+
+def _compact(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def fake_completion() -> str:
+    return _compact(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": "fake-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": REPLY_TEXT},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": USAGE,
+        }
+    )
+
+
+def fake_stream() -> str:
+    def chunk(choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        body: dict[str, Any] = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": "fake-model",
+            "choices": choices,
+        }
+        if usage is not None:
+            body["usage"] = usage
+        return f"data: {_compact(body)}\n\n"
+
+    def delta(d: dict[str, str], finish: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": 0, "delta": d, "finish_reason": finish}]
+
+    events = [chunk(delta({"role": "assistant", "content": ""}))]
+    events += [chunk(delta({"content": part})) for part in ("Hello", "! How can", " I help?")]
+    events.append(chunk(delta({}, "stop")))
+    events.append(chunk([], USAGE))
+    events.append("data: [DONE]\n\n")
+    return "".join(events)
+
+
+def _nginx_string(text: str) -> str:
+    """``text`` as a single-quoted nginx string (``\\n`` is an escape nginx understands)."""
+    assert not any(c in text for c in "'\\$"), "keep quotes, backslashes and $ out of replies"
+    return "'" + text.replace("\n", "\\n") + "'"
+
+
+def nginx_conf(prefix: Path, port: int) -> str:
+    models = _compact({"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+    temps = "\n".join(
+        f"    {kind}_temp_path {prefix / 'temp' / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""daemon off;
+worker_processes 1;
+error_log stderr warn;
+pid {prefix}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_buffer_size 64k;  # the body must stay in memory for $request_body
+{temps}
+    map $request_body $fake_reply {{
+        "~\\"stream\\"\\s*:\\s*true" /_fake/stream;
+        default /_fake/json;
+    }}
+    server {{
+        listen {HOST}:{port} backlog=4096;
+        root {prefix}/empty;
+        location = {CHAT_PATH} {{
+            # `return` runs before nginx reads a body; the mirror module reads it first, the
+            # static handler then fails (403, 404 or 405) and error_page routes on the body.
+            mirror /_fake/discard;
+            mirror_request_body on;
+            log_not_found off;
+            error_page 403 404 405 = $fake_reply;
+        }}
+        location = /_fake/discard {{ internal; return 204; }}
+        location = /_fake/json {{
+            internal;
+            default_type application/json;
+            return 200 {_nginx_string(fake_completion())};
+        }}
+        location = /_fake/stream {{
+            internal;
+            default_type text/event-stream;
+            add_header Cache-Control no-cache;
+            return 200 {_nginx_string(fake_stream())};
+        }}
+        location = /v1/models {{
+            default_type application/json;
+            return 200 {_nginx_string(models)};
+        }}
+    }}
+}}
+"""
+
+
+def litellm_config(upstream_port: int) -> str:
+    """JSON is YAML, so no YAML writer is needed."""
+    config = {
+        "model_list": [
+            {
+                "model_name": "bench",
+                "litellm_params": {
+                    "model": "openai/fake-model",
+                    "api_base": f"http://{HOST}:{upstream_port}/v1",
+                    "api_key": "sk-fake",
+                    # without prices LiteLLM runs a cost diagnostic on every answer
+                    "input_cost_per_token": 0.000001,
+                    "output_cost_per_token": 0.000002,
+                },
+            }
+        ],
+        "general_settings": {"master_key": MASTER_KEY},
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def wrk_lua(headers: Mapping[str, str]) -> str:
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(_compact(REQUEST))}"]
+    lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items()]
+    fields = ["requests", "duration", "status", "connect", "read", "write", "timeout"]
+    fields += ["p50", "p99"]
+    fmt = "WRK_RESULT " + " ".join(f"{name}=%.1f" for name in fields) + "\\n"
+    lines += [
+        "done = function(summary, latency, requests)",
+        "  local e = summary.errors",
+        f'  io.write(string.format("{fmt}", summary.requests, summary.duration,',
+        "    e.status, e.connect, e.read, e.write, e.timeout,",
+        "    latency:percentile(50), latency:percentile(99)))",
+        "end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Children:
+    """Every process this script starts, each in its own process group, stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(
+        self,
+        cmd: list[str],
+        *,
+        cpu: str,
+        log: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        capture: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        out: IO[bytes] | int
+        out = subprocess.PIPE if capture else subprocess.DEVNULL
+        # no signal between starting a process and recording it (it would be left behind);
+        # the child gets the usual mask back before it runs anything
+        deferred = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+
+        def unblock() -> None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+        with contextlib.ExitStack() as stack:
+            stack.callback(signal.pthread_sigmask, signal.SIG_SETMASK, mask)
+            if log is not None:
+                out = stack.enter_context(log.open("ab"))
+            proc = subprocess.Popen(
+                ["taskset", "-c", cpu, *cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=None if env is None else dict(env),
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=unblock,
+            )
+            self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        # workers the leader left behind (same process group, which is ours)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc, timeout=5.0)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    print(f"\nstopped by signal {signum}; cleaning up", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
+
+
+def http(
+    method: str,
+    url: str,
+    body: object = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, str, bytes]:
+    """(status, content type, body); status 0 when nothing answered."""
+    if not url.startswith(f"http://{HOST}:"):
+        raise ValueError(f"loopback only: {url}")
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 (checked just above)
+        url, data=data, method=method, headers=dict(headers or {})
+    )
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return response.status, response.headers.get_content_type(), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get_content_type(), exc.read()
+    except (OSError, urllib.error.URLError):
+        return 0, "", b""
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    url: str,
+    log: Path,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"exited with {proc.returncode}:\n{log_tail(log)}")
+        if http("GET", url, headers=headers, timeout=2.0)[0] == 200:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"no answer from {url} after {timeout:.0f} s:\n{log_tail(log)}")
+
+
+def cpu_busy(seconds: float = 0.5) -> dict[str, float]:
+    """Share of time each CPU was busy over ``seconds`` (from /proc/stat)."""
+
+    def sample() -> dict[str, tuple[int, int]]:
+        out = {}
+        for line in Path("/proc/stat").read_text().splitlines():
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = [int(x) for x in fields]
+                out[name[3:]] = (sum(ticks), ticks[3] + ticks[4])  # total, idle + iowait
+        return out
+
+    before = sample()
+    time.sleep(seconds)
+    after = sample()
+    busy = {}
+    for cpu, (total, idle) in after.items():
+        d_total = total - before[cpu][0]
+        busy[cpu] = 1 - (idle - before[cpu][1]) / d_total if d_total else 0.0
+    return busy
+
+
+def warn_if_busy(when: str) -> None:
+    """Other work on the pinned CPUs skews every number: say so."""
+    busy = cpu_busy()
+    hot = {cpu: share for cpu, share in busy.items() if cpu in (SERVER_CPU, LOAD_CPU)}
+    if any(share > 0.15 for share in hot.values()):
+        shown = ", ".join(f"CPU {cpu} {share:.0%}" for cpu, share in sorted(hot.items()))
+        print(f"  warning: other processes keep the CPUs busy {when} ({shown}); noisy numbers")
+
+
+def process_tree(root: int) -> list[int]:
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo += parents.get(pid, [])
+    return tree
+
+
+def peak_rss_mb(root: int) -> float:
+    """VmHWM (peak resident set) summed over ``root`` and its descendants, in MB."""
+    total_kb = 0
+    for pid in process_tree(root):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def ensure_debian_tools() -> None:
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if not missing:
+        return
+    print(f"installing {' '.join(missing)} (apt-get)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", *missing]
+    if subprocess.run(install, env=env, check=False).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True)
+        subprocess.run(install, env=env, check=True)
+    still = [tool for tool in missing if shutil.which(tool) is None]
+    if still:
+        raise RuntimeError(f"not on PATH after installing: {', '.join(still)}")
+
+
+def ensure_litellm() -> None:
+    if LITELLM_MARKER.exists() and (LITELLM_VENV / "bin" / "litellm").exists():
+        return
+    print("installing LiteLLM proxy into bench/.venv-litellm (once; a few minutes)", flush=True)
+    python = shutil.which("python3") or sys.executable
+    subprocess.run([python, "-m", "venv", str(LITELLM_VENV)], check=True)
+    pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "install", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "litellm[proxy]"], check=True)
+    LITELLM_MARKER.touch()
+
+
+def command_output(cmd: list[str]) -> str:
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return (
+        (result.stdout or result.stderr).strip().splitlines()[0] if result.returncode == 0 else "?"
+    )
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class WrkRun:
+    conns: int
+    rps: float  # successful (2xx/3xx) responses per second
+    requests: int
+    errors: int  # non-2xx/3xx responses plus socket errors
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class StreamStats:
+    ttft_p50_ms: float
+    total_p50_ms: float
+    ok: int
+    failed: int
+
+
+@dataclass
+class Target:
+    name: str
+    base: str  # http://127.0.0.1:port
+    headers: dict[str, str]
+    version: str = ""
+    runs: dict[int, WrkRun] = field(default_factory=dict)
+    stream: StreamStats | None = None
+    rss_mb: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.base + CHAT_PATH
+
+
+def run_wrk(children: Children, target: Target, lua: Path, conns: int, seconds: float) -> WrkRun:
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(lua)]
+    proc = children.spawn([*cmd, target.url], cpu=LOAD_CPU, capture=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds + 60)
+    finally:
+        children.stop(proc)
+    text = out.decode(errors="replace")
+    line = next((x for x in text.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{text}")
+    values = {k: float(v) for k, v in (pair.split("=") for pair in line.split()[1:])}
+    errors = sum(int(values[k]) for k in ("status", "connect", "read", "write", "timeout"))
+    ok = int(values["requests"] - values["status"])
+    return WrkRun(
+        conns=conns,
+        rps=ok / (values["duration"] / 1e6),
+        requests=int(values["requests"]),
+        errors=errors,
+        p50_ms=values["p50"] / 1000,
+        p99_ms=values["p99"] / 1000,
+    )
+
+
+def sse_text(raw: bytes) -> tuple[str, bool, bool]:
+    """(content, saw [DONE], saw usage) of an SSE chat stream."""
+    text, done, usage = "", False, False
+    for line in raw.decode(errors="replace").splitlines():
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            continue
+        event = json.loads(data)
+        usage = usage or bool(event.get("usage"))
+        for choice in event.get("choices") or []:
+            text += (choice.get("delta") or {}).get("content") or ""
+    return text, done, usage
+
+
+def check_target(target: Target) -> str | None:
+    """None when the target answers both forms correctly; a fatal reason otherwise.
+
+    Lesser differences (content type, no usage, no ``[DONE]``) go to ``target.problems``.
+    """
+    status, ctype, raw = http("POST", target.url, REQUEST, target.headers)
+    if status != 200:
+        hint = " (endpoint missing?)" if status in (404, 405) else ""
+        return f"POST {CHAT_PATH} -> {status or 'no answer'}{hint}: {raw[:300]!r}"
+    try:
+        answer = json.loads(raw)
+        content = answer["choices"][0]["message"]["content"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return f"not a chat.completion: {raw[:300]!r}"
+    if content != REPLY_TEXT:
+        return f"unexpected content {content!r}"
+    if ctype != "application/json":
+        target.problems.append(f"JSON answer has Content-Type {ctype}")
+    if not answer.get("usage"):
+        target.problems.append("JSON answer has no usage")
+
+    # OpenAI sends the usage chunk only when asked; the timed streams do not ask
+    asked = {**REQUEST, "stream": True, "stream_options": {"include_usage": True}}
+    status, ctype, raw = http("POST", target.url, asked, target.headers)
+    if status != 200:
+        return f"POST {CHAT_PATH} stream -> {status or 'no answer'}: {raw[:300]!r}"
+    try:
+        text, done, usage = sse_text(raw)
+    except (ValueError, AttributeError) as exc:
+        return f"stream is not OpenAI SSE ({exc}): {raw[:300]!r}"
+    if text != REPLY_TEXT:
+        return f"stream content {text!r}, expected {REPLY_TEXT!r}"
+    if ctype != "text/event-stream":
+        target.problems.append(f"stream has Content-Type {ctype}")
+    if not done:
+        target.problems.append("stream has no data: [DONE]")
+    if not usage:
+        target.problems.append("stream has no usage chunk (include_usage was asked)")
+    return None
+
+
+async def stream_client(url: str, requests: int, warmup: int, headers: Mapping[str, str]) -> str:
+    """Sequential streaming requests on one keep-alive connection; a JSON summary (seconds)."""
+    payload = _compact({**REQUEST, "stream": True}).encode()
+    send = {"Content-Type": "application/json", **headers}
+    ttft: list[float] = []
+    total: list[float] = []
+    failed = 0
+    connector = aiohttp.TCPConnector(limit=1)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        for i in range(warmup + requests):
+            start = time.perf_counter()
+            first: float | None = None
+            good = False
+            try:
+                async with session.post(url, data=payload, headers=send) as response:
+                    async for line in response.content:
+                        if first is None and line.startswith(b"data:"):
+                            first = time.perf_counter()
+                    end = time.perf_counter()
+                    good = response.status == 200 and first is not None
+            except (aiohttp.ClientError, TimeoutError):
+                end = time.perf_counter()
+            if i < warmup:
+                continue
+            if not good or first is None:
+                failed += 1
+                continue
+            ttft.append(first - start)
+            total.append(end - start)
+    return json.dumps({"ttft": ttft, "total": total, "failed": failed})
+
+
+def run_stream_client(children: Children, target: Target, requests: int) -> StreamStats:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--stream-client", target.url]
+    cmd += ["--stream-requests", str(requests), "--client-headers", json.dumps(target.headers)]
+    proc = children.spawn(cmd, cpu=LOAD_CPU, capture=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        children.stop(proc)
+    try:
+        result = json.loads(out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise RuntimeError(f"streaming client failed:\n{out.decode(errors='replace')}") from exc
+    ttft, total = result["ttft"], result["total"]
+    return StreamStats(
+        ttft_p50_ms=statistics.median(ttft) * 1000 if ttft else float("nan"),
+        total_p50_ms=statistics.median(total) * 1000 if total else float("nan"),
+        ok=len(ttft),
+        failed=int(result["failed"]),
+    )
+
+
+def measure(
+    children: Children,
+    target: Target,
+    server: subprocess.Popen[bytes],
+    tmp: Path,
+    args: argparse.Namespace,
+) -> None:
+    """Check, warm up and measure one target; the caller starts and stops it."""
+    warn_if_busy(f"before {target.name}")
+    reason = check_target(target)
+    if reason is not None:
+        target.problems.insert(0, f"not measured: {reason}")
+        print(f"  {target.name}: {reason}", flush=True)
+        return
+    lua = tmp / f"post-{target.name.replace(' ', '-')}.lua"
+    lua.write_text(wrk_lua({"Content-Type": "application/json", **target.headers}))
+    print(f"  {target.name}: warm-up", flush=True)
+    run_wrk(children, target, lua, 8, min(3.0, args.duration))
+    for conns in CONCURRENCIES:
+        run = run_wrk(children, target, lua, conns, args.duration)
+        target.runs[conns] = run
+        flag = f"  <-- {run.errors} ERRORS" if run.errors else ""
+        print(
+            f"  {target.name}: c{conns:<3} {run.rps:9.0f} req/s  p50 {run.p50_ms:7.2f} ms"
+            f"  p99 {run.p99_ms:7.2f} ms{flag}",
+            flush=True,
+        )
+        if run.errors:
+            target.problems.append(f"{run.errors} errors of {run.requests} at c{conns}")
+    stream = run_stream_client(children, target, args.stream_requests)
+    target.stream = stream
+    print(
+        f"  {target.name}: stream TTFT p50 {stream.ttft_p50_ms:.2f} ms, "
+        f"total p50 {stream.total_p50_ms:.2f} ms ({stream.ok} ok, {stream.failed} failed)",
+        flush=True,
+    )
+    if stream.failed:
+        target.problems.append(f"{stream.failed} failed streams")
+    target.rss_mb = peak_rss_mb(server.pid)
+
+
+# --------------------------------------------------------------------------- the targets
+
+
+Started = tuple[Target, subprocess.Popen[bytes]]
+
+
+def start_nginx(children: Children, tmp: Path) -> Started:
+    prefix = tmp / "nginx"
+    for sub in ("temp", "empty", "logs"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = prefix / "nginx.conf"
+    conf.write_text(nginx_conf(prefix, port))
+    log = tmp / "nginx.log"
+    cmd = ["nginx", "-e", "stderr", "-c", str(conf), "-p", str(prefix)]
+    proc = children.spawn(cmd, cpu=LOAD_CPU, log=log)
+    target = Target("direct nginx", f"http://{HOST}:{port}", {})
+    wait_ready(proc, target.base + "/v1/models", log, 15)
+    target.version = command_output(["nginx", "-v"]).replace("nginx version: ", "")
+    return target, proc
+
+
+def start_gateway(children: Children, tmp: Path, upstream: Target) -> Started:
+    data = tmp / "ump"
+    data.mkdir()
+    env = {**os.environ, "UMP_DATA_DIR": str(data)}
+    db = f"sqlite+aiosqlite:///{data}/ump.db"
+    add = [str(UMP), "connections", "add", "--name", "bench", "--type", "remote"]
+    add += ["--base-url", upstream.base + "/v1", "--model", "fake-model", "--database-url", db]
+    seeded = subprocess.run(add, env=env, capture_output=True, text=True, check=False)
+    if seeded.returncode != 0:
+        raise RuntimeError(f"seeding failed:\n{seeded.stdout}{seeded.stderr}")
+    port = free_port()
+    log = tmp / "gateway.log"
+    serve = [str(UMP), "serve", "--host", HOST, "--port", str(port), "--database-url", db]
+    proc = children.spawn([*serve, "--log-level", "warning"], cpu=SERVER_CPU, log=log, env=env)
+    target = Target("our gateway", f"http://{HOST}:{port}", {})
+    wait_ready(proc, target.base + "/healthz", log, 60)
+    target.version = command_output([str(UMP), "version"])
+    return target, proc
+
+
+def start_litellm(children: Children, tmp: Path, upstream: Target) -> Started:
+    work = tmp / "litellm"
+    work.mkdir()
+    config = work / "config.yaml"
+    config.write_text(litellm_config(int(upstream.base.rsplit(":", 1)[1])))
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LITELLM_MASTER_KEY")}
+    env |= {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "WARNING"}
+    port = free_port()
+    log = tmp / "litellm.log"
+    cmd = [str(LITELLM_VENV / "bin" / "litellm"), "--config", str(config), "--host", HOST]
+    cmd += ["--port", str(port), "--num_workers", "1"]
+    proc = children.spawn(cmd, cpu=SERVER_CPU, log=log, env=env, cwd=work)
+    target = Target("LiteLLM", f"http://{HOST}:{port}", {"Authorization": f"Bearer {MASTER_KEY}"})
+    wait_ready(proc, target.base + "/health/liveliness", log, 180)
+    python = str(LITELLM_VENV / "bin" / "python")
+    target.version = command_output(
+        [python, "-c", "import importlib.metadata as m; print(m.version('litellm'))"]
+    )
+    return target, proc
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _num(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None or value != value else format(value, spec)
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    if ours is None or theirs is None or theirs == 0 or ours != ours or theirs != theirs:
+        return "-"
+    return f"{ours / theirs:.3g}x"
+
+
+def _added(target: Target | None, direct: Target, what: str) -> float | None:
+    if target is None:
+        return None
+    if what == "p50":
+        mine, base = target.runs.get(1), direct.runs.get(1)
+        return None if mine is None or base is None else mine.p50_ms - base.p50_ms
+    if target.stream is None or direct.stream is None:
+        return None
+    return target.stream.ttft_p50_ms - direct.stream.ttft_p50_ms
+
+
+def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[str]:
+    """Print the table and the targets; return the failed targets."""
+    cols = [t for t in (direct, ours, litellm) if t is not None]
+    both = ours is not None and litellm is not None
+    header = ["", *(t.name for t in cols)] + (["gateway/LiteLLM"] if both else [])
+    rows: list[list[str]] = [header, ["version", *(t.version for t in cols)]]
+
+    def row(label: str, values: list[float | None], spec: str = ".2f") -> None:
+        line = [label, *(_num(v, spec) for v in values)]
+        if both:
+            line.append(_ratio(values[-2], values[-1]))
+        rows.append(line)
+
+    for conns in CONCURRENCIES:
+        runs = [t.runs.get(conns) for t in cols]
+        row(f"req/s c{conns}", [r.rps if r else None for r in runs], ".0f")
+        for i, run in enumerate(runs, start=1):
+            if run is not None and run.errors:
+                rows[-1][i] += " (ERRORS)"
+    rows.append(
+        [
+            "errors c1/c8/c64",
+            *(
+                "/".join(str(t.runs[c].errors) if c in t.runs else "-" for c in CONCURRENCIES)
+                for t in cols
+            ),
+        ]
+    )
+    row("p50 c1 (ms)", [t.runs[1].p50_ms if 1 in t.runs else None for t in cols])
+    row("p99 c1 (ms)", [t.runs[1].p99_ms if 1 in t.runs else None for t in cols])
+    row("added p50 c1 (ms)", [None if t is direct else _added(t, direct, "p50") for t in cols])
+    row("stream TTFT p50 (ms)", [t.stream.ttft_p50_ms if t.stream else None for t in cols])
+    row("added TTFT (ms)", [None if t is direct else _added(t, direct, "ttft") for t in cols])
+    row("stream total p50 (ms)", [t.stream.total_p50_ms if t.stream else None for t in cols])
+    row("peak RSS (MB)", [t.rss_mb for t in cols], ".1f")
+
+    widths = [max(len(r[i]) if i < len(r) else 0 for r in rows) for i in range(len(header))]
+    print()
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=False)
+        ]
+        print("  ".join(cells).rstrip())
+    print("(ratios: throughput higher is better; latency and RSS lower is better)")
+    for t in cols:
+        for problem in t.problems:
+            print(f"! {t.name}: {problem}")
+
+    failed: list[str] = []
+    if ours is None:
+        return failed
+    print("\nTargets")
+    if not ours.runs:
+        print("  [FAIL] our gateway was not measured")
+        failed.append("our gateway was not measured")
+
+    def check(label: str, value: float | None, ok: bool, shown: str) -> None:
+        verdict = "n/a " if value is None or value != value else ("PASS" if ok else "FAIL")
+        print(f"  [{verdict}] {label}: {shown if verdict != 'n/a ' else '-'}")
+        if verdict == "FAIL":
+            failed.append(label)
+
+    c64 = ours.runs.get(64)
+    lite64 = litellm.runs.get(64) if litellm is not None else None
+    ratio = c64.rps / lite64.rps if c64 and lite64 and lite64.rps else None
+    check(
+        f"throughput at c64 >= {TARGET_C64_RATIO:g}x LiteLLM",
+        ratio,
+        ratio is not None and ratio >= TARGET_C64_RATIO,
+        f"{ratio:.1f}x" if ratio else "-",
+    )
+    added = _added(ours, direct, "p50")
+    check(
+        f"added p50 latency at c1 < {TARGET_ADDED_MS} ms",
+        added,
+        added is not None and added < TARGET_ADDED_MS,
+        f"{_num(added, '.3f')} ms",
+    )
+    ttft = _added(ours, direct, "ttft")
+    check(
+        f"added TTFT < {TARGET_ADDED_MS} ms",
+        ttft,
+        ttft is not None and ttft < TARGET_ADDED_MS,
+        f"{_num(ttft, '.3f')} ms",
+    )
+    check(
+        f"peak RSS < {TARGET_RSS_MB:g} MB",
+        ours.rss_mb,
+        ours.rss_mb is not None and ours.rss_mb < TARGET_RSS_MB,
+        f"{_num(ours.rss_mb, '.1f')} MB",
+    )
+    return failed
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run")
+    parser.add_argument(
+        "--stream-requests", type=int, default=200, help="sequential streaming requests"
+    )
+    parser.add_argument("--skip-litellm", action="store_true", help="measure our side only")
+    parser.add_argument("--only-direct", action="store_true", help="the nginx baseline only")
+    # internal: the streaming client, run pinned to the load CPU by the main process
+    parser.add_argument("--stream-client", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--client-headers", default="{}", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def measure_server(
+    children: Children,
+    tmp: Path,
+    args: argparse.Namespace,
+    name: str,
+    start: Callable[[Children, Path, Target], Started],
+    upstream: Target,
+) -> Target:
+    """Start one server on the server CPU, measure it, stop it (one under load at a time)."""
+    print(f"{name}: starting", flush=True)
+    try:
+        target, proc = start(children, tmp, upstream)
+    except (RuntimeError, OSError) as exc:
+        print(f"  {name}: did not start: {exc}", flush=True)
+        return Target(name, "", {}, problems=[f"not measured: did not start: {exc}"])
+    try:
+        print(f"  {name} {target.version} on {target.base}", flush=True)
+        measure(children, target, proc, tmp, args)
+    finally:
+        children.stop(proc)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.stream_client:
+        headers = json.loads(args.client_headers)
+        print(asyncio.run(stream_client(args.stream_client, args.stream_requests, 20, headers)))
+        return 0
+    if not {int(SERVER_CPU), int(LOAD_CPU)} <= os.sched_getaffinity(0):
+        print(f"error: needs CPUs {SERVER_CPU} and {LOAD_CPU}", file=sys.stderr)
+        return 2
+
+    started = time.monotonic()
+    ensure_debian_tools()
+    if not (args.only_direct or args.skip_litellm):
+        ensure_litellm()
+
+    children = Children()
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGHUP, _exit_on_signal)
+    tmp = Path(tempfile.mkdtemp(prefix="ump-bench-gateway-"))
+    ours: Target | None = None
+    litellm: Target | None = None
+    try:
+        print(f"server under test on CPU {SERVER_CPU}; nginx, wrk and client on CPU {LOAD_CPU}")
+        direct, nginx = start_nginx(children, tmp)  # stays up: it is everyone's upstream
+        print(f"direct nginx {direct.version} on {direct.base}", flush=True)
+        measure(children, direct, nginx, tmp, args)
+        if not args.only_direct:
+            ours = measure_server(children, tmp, args, "our gateway", start_gateway, direct)
+        if not (args.only_direct or args.skip_litellm):
+            litellm = measure_server(children, tmp, args, "LiteLLM", start_litellm, direct)
+
+        failed = report(direct, ours, litellm)
+        print(f"\ntotal time {time.monotonic() - started:.0f} s")
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        children.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
