@@ -135,6 +135,7 @@ def serve(
         log_level=log_level,
         log_config=log_config,
         server_header=False,
+        proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, usage
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await recorder.stop()  # writes the usage still buffered
             await service.close()
 
-    app = FastAPI(
+    app = App(
         title="ump-llm-connections",
         version=__version__,
         description="Manage, test and serve every LLM connection from one place.",
@@ -65,7 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(connections.router)
     app.include_router(usage.router)
-    app.router.routes.extend(gateway.routes)
 
     @app.get("/healthz", tags=["service"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -108,4 +108,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         GuardMiddleware, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
+    app.gateway_asgi = GuardMiddleware(
+        gateway.router, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
+    )
     return app
+
+
+class App(FastAPI):
+    """FastAPI for the REST API and the docs. The gateway's ``/v1`` routes are the hot path:
+    they go straight to their own router behind the same guards, past FastAPI's middleware."""
+
+    gateway_asgi: ASGIApp
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            scope["app"] = self
+            await self.gateway_asgi(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)

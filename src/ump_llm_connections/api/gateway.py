@@ -6,14 +6,16 @@ The caller names a connection as ``model`` and declares what it is with ``X-UMP-
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, Router
+from starlette.types import Receive, Scope, Send
 
 from ump_llm_connections.gateway.core import Gateway, GatewayError
 from ump_llm_connections.gateway.wire import (
@@ -25,6 +27,8 @@ from ump_llm_connections.gateway.wire import (
 )
 from ump_llm_connections.providers.base import ErrorKind, ProviderError, StreamChunk
 
+ID_PREFIX = f"chatcmpl-{os.urandom(8).hex()}-"  # unique per process; a counter after it
+_ids = itertools.count(1)
 SOURCES = frozenset({"livekit", "mcp", "automation", "api"})
 JSON = "application/json"
 
@@ -85,7 +89,7 @@ async def chat_completions(request: Request) -> Response:
         return _error(400, "invalid_request_error", "invalid_request", exc.message, exc.param)
     except GatewayError as exc:
         return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
-    response_id = f"chatcmpl-{uuid.uuid4().hex}"
+    response_id = f"{ID_PREFIX}{next(_ids):x}"
     created = int(time.time())
     if not stream:
         try:
@@ -148,7 +152,33 @@ async def list_models(request: Request) -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
 
-routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-]
+class Endpoint:
+    """A request handler as a bare ASGI app: Starlette's per-request wrapper (exception
+    handling we do not use) stays off the hot path."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    path = str(scope.get("path", ""))[:200]
+    response = _error(
+        404,
+        "invalid_request_error",
+        "unknown_url",
+        f"no route {path}: this gateway serves /v1/chat/completions and /v1/models",
+    )
+    await response(scope, receive, send)
+
+
+router = Router(
+    routes=[
+        Route("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
+        Route("/v1/models", Endpoint(list_models), methods=["GET"]),
+    ],
+    default=not_found,
+)

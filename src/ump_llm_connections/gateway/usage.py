@@ -15,7 +15,7 @@ import math
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,20 @@ class UsageEvent:
     success: bool
     error_kind: str | None
     cost: float | None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "connection_id": self.connection_id,
+            "created_at": self.created_at,
+            "source": self.source,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": self.latency_ms,
+            "ttft_ms": self.ttft_ms,
+            "success": self.success,
+            "error_kind": self.error_kind,
+            "cost": self.cost,
+        }
 
 
 class UsageRecorder:
@@ -84,7 +98,7 @@ class UsageRecorder:
             if seen is None or event.created_at > seen:
                 last_used[event.connection_id] = event.created_at
         try:
-            await self._store.append([asdict(e) for e in batch], last_used)
+            await self._store.append([e.row() for e in batch], last_used)
         except Exception:
             log.exception(
                 "could not write %d usage rows; keeping them for the next try", len(batch)

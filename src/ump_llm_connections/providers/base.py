@@ -214,7 +214,6 @@ def create_http_session() -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
     return aiohttp.ClientSession(
         connector=connector,
-        json_serialize=lambda obj: orjson.dumps(obj).decode(),
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
     )
@@ -235,6 +234,11 @@ class Adapter(ABC):
         self.target = target
         self.http = http
         self._sleep = sleep
+        self._timeout = aiohttp.ClientTimeout(total=target.timeout)
+        # A stream may run long; what must not pass is `timeout` without a byte.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=target.timeout, sock_read=target.timeout
+        )
 
     # -- what each wire format provides -------------------------------------------------------
 
@@ -268,19 +272,15 @@ class Adapter(ABC):
     # -- shared: HTTP, retries, errors --------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
-        call = self.chat_call(request, stream=False)
-        return await self._retrying(lambda: self._fetch(call, self.parse_response))
+        return await self._retrying(self.chat_call(request, stream=False), self.parse_response)
 
     async def list_models(self) -> list[str]:
-        call = self.models_call()
-        return await self._retrying(lambda: self._fetch(call, self.parse_models))
+        return await self._retrying(self.models_call(), self.parse_models)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         """Stream an answer. Retries happen only before the first chunk reached the caller."""
         call = self.chat_call(request, stream=True)
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self.target.timeout, sock_read=self.target.timeout
-        )
+        timeout = self._stream_timeout
         attempt = 0
         while True:
             try:
@@ -304,11 +304,11 @@ class Adapter(ABC):
             except (aiohttp.ClientError, KeyError, IndexError, TypeError, ValueError) as exc:
                 raise self._cut_error(exc) from None
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+    async def _retrying(self, call: HttpCall, parse: Callable[[Any], T]) -> T:
         tries = 0
         while True:
             try:
-                return await attempt()
+                return await self._fetch(call, parse)
             except ProviderError as exc:
                 if not await self._should_retry(exc, tries):
                     raise
@@ -329,7 +329,7 @@ class Adapter(ABC):
         return True
 
     async def _fetch(self, call: HttpCall, parse: Callable[[Any], T]) -> T:
-        timeout = aiohttp.ClientTimeout(total=self.target.timeout)
+        timeout = self._timeout
         try:
             async with await self._open(call, timeout) as response:
                 raw = await response.read()
@@ -354,11 +354,15 @@ class Adapter(ABC):
     async def _open(self, call: HttpCall, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         """Send the request; a non-2xx answer becomes a classified ``ProviderError``."""
         headers = {**self.target.extra_headers, **call.headers}
+        body = None
+        if call.body is not None:
+            body = orjson.dumps(call.body)
+            headers["Content-Type"] = "application/json"
         try:
             response = await self.http.request(
                 call.method,
                 call.url,
-                json=call.body,
+                data=body,
                 headers=headers,
                 timeout=limits,
                 allow_redirects=False,

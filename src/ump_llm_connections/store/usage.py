@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ump_llm_connections.store.tables import ConnectionRow, UsageRow
 
 U = UsageRow
+USAGE = UsageRow.metadata.tables[UsageRow.__tablename__]
 REPORT_COLUMNS = (
     U.created_at,
     U.connection_id,
@@ -60,12 +61,12 @@ class UsageStore:
         rows: list[dict[str, Any]],
         last_used: dict[uuid.UUID, datetime],
     ) -> None:
-        if rows:
-            await session.execute(insert(U), rows)
+        connection = await session.connection()
+        if rows:  # Core, not the ORM: a plain executemany, no unit of work
+            await connection.execute(insert(USAGE), rows)
         if last_used:
             table = ConnectionRow.metadata.tables[ConnectionRow.__tablename__]
             c = table.c
-            connection = await session.connection()
             await connection.execute(
                 update(table)
                 .where(
