@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.conftest import Database, make_database, start_server
 
 from ump_llm_connections.domain import ConnectionType
-from ump_llm_connections.store import migrate
 from ump_llm_connections.store.engine import create_engine
+from ump_llm_connections.store.migrate import upgrade
 from ump_llm_connections.store.tables import ConnectionRow, utcnow
 
 TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
@@ -36,7 +36,7 @@ TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
 
 async def seed(db: Database, rows: int) -> list[str]:
     engine = create_engine(db.url)
-    await migrate.upgrade(engine)
+    await upgrade(engine)
     rng = random.Random(7)
     types = list(ConnectionType)
     ids: list[str] = []
