@@ -87,7 +87,7 @@ def test_duplicate_name_is_409_whatever_the_case(api: httpx.Client, server: Serv
     error = _error(api.post("/api/connections", json={**VALID, "name": "VALID"}), 409)
     assert error == {
         "type": "conflict",
-        "message": "a connection named 'VALID' already exists",
+        "message": "a connection or pool named 'VALID' already exists",
         "field": "name",
     }
     other = api.post("/api/connections", json={**VALID, "name": "Other"}).json()

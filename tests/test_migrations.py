@@ -12,7 +12,13 @@ from ump_llm_connections.store import migrate
 from ump_llm_connections.store.engine import create_engine
 from ump_llm_connections.store.tables import Base
 
-TABLES = {"llm_connections", "llm_connection_usage", "llm_connection_health_checks"}
+TABLES = {
+    "llm_connections",
+    "llm_connection_usage",
+    "llm_connection_health_checks",
+    "llm_pools",
+    "llm_pool_members",
+}
 
 
 async def _schema(db: Database) -> tuple[set[str], dict[str, set[str]]]:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8002, ge=1, le=65535)
     log_level: str = "info"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_prefix: str = "ump:limits"
     gateway_refresh_s: float = Field(default=5.0, gt=0, le=3600)
     usage_flush_s: float = Field(default=1.0, gt=0, le=3600)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -196,6 +196,9 @@ class ConnectionFields(BaseModel):
     tpm_limit: Limit | None = None
     input_cost_per_million: Cost | None = None
     output_cost_per_million: Cost | None = None
+    monthly_budget: Annotated[float, Field(gt=0, le=10_000_000)] | None = Field(
+        default=None, description="Spend per calendar month (UTC) above which it is skipped."
+    )
     aws_instance_id: ShortText | None = None
     aws_region: ShortText | None = None
     owner: ShortText | None = None
@@ -302,6 +305,7 @@ class ConnectionRead(BaseModel):
     tpm_limit: int | None
     input_cost_per_million: float | None
     output_cost_per_million: float | None
+    monthly_budget: float | None
     aws_instance_id: str | None
     aws_region: str | None
     owner: str | None
@@ -482,3 +486,93 @@ class UsageReport(BaseModel):
     totals: UsageStats
     buckets: list[UsageBucket]
     connections: list[ConnectionUsage] | None = None  # only in the report across connections
+
+
+class PoolStrategy(enum.StrEnum):
+    priority = "priority"  # in order of member priority, lowest first: failover
+    weighted = "weighted"  # random, in proportion to weight: load balancing
+    ab = "ab"  # sticky by the caller's key, split by weight: A/B tests
+    least_latency = "least_latency"  # the fastest member lately first
+
+
+class PoolMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection_id: uuid.UUID
+    priority: Priority = 0
+    weight: Weight = 1
+
+
+def _distinct_members(members: list[PoolMember]) -> list[PoolMember]:
+    seen: set[uuid.UUID] = set()
+    for index, member in enumerate(members):
+        if member.connection_id in seen:
+            raise InvalidField(
+                f"members.{index}.connection_id", "a connection can be in a pool only once"
+            )
+        seen.add(member.connection_id)
+    return members
+
+
+Members = Annotated[
+    list[PoolMember], Field(min_length=1, max_length=50), AfterValidator(_distinct_members)
+]
+
+
+class PoolCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    strategy: PoolStrategy = PoolStrategy.priority
+    members: Members
+
+
+class PoolUpdate(BaseModel):
+    """PATCH body: the fields sent change; ``members`` replaces the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    strategy: PoolStrategy | None = None
+    members: Members | None = None
+
+
+class PoolMemberRead(BaseModel):
+    connection_id: uuid.UUID
+    connection_name: str
+    priority: int
+    weight: int
+
+
+class PoolRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    strategy: PoolStrategy
+    members: list[PoolMemberRead]
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class PoolList(BaseModel):
+    items: list[PoolRead]
+    total: int
+
+
+class PoolMemberStats(UsageStats):
+    connection_id: uuid.UUID
+    name: str | None
+
+
+class PoolStats(BaseModel):
+    """How the members of a pool compare over a window (an A/B test's results)."""
+
+    pool_id: uuid.UUID
+    name: str
+    strategy: PoolStrategy
+    window_start: datetime
+    window_end: datetime
+    totals: UsageStats
+    members: list[PoolMemberStats]

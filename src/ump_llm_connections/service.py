@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.config import Settings
 from ump_llm_connections.health import ConnectionTester
+from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers.base import create_http_session
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.secrets import load_keybox
@@ -19,6 +20,7 @@ from ump_llm_connections.store import migrate
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.engine import create_engine, session_factory
 from ump_llm_connections.store.health import HealthStore
+from ump_llm_connections.store.pools import PoolStore
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Service:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     registry: Registry
+    pools: PoolService
     tester: ConnectionTester
     http: aiohttp.ClientSession
 
@@ -59,4 +62,11 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
         raise
     http = create_http_session()
     tester = ConnectionTester(registry, HealthStore(sessions), http)
-    return Service(engine=engine, sessions=sessions, registry=registry, tester=tester, http=http)
+    return Service(
+        engine=engine,
+        sessions=sessions,
+        registry=registry,
+        pools=PoolService(PoolStore(sessions)),
+        tester=tester,
+        http=http,
+    )

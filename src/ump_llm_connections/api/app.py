@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,17 +14,19 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections, gateway, usage
+from ump_llm_connections.api import connections, gateway, pools, usage
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.gateway.core import Gateway
 from ump_llm_connections.gateway.directory import Directory
+from ump_llm_connections.gateway.limits import create_limiter
 from ump_llm_connections.gateway.usage import UsageRecorder
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
+from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,25 @@ HTTP_ERROR_TYPES = {
 }
 
 
+SPEND_REFRESH_S = 60.0
+
+
+async def _load_spend(gateway: Gateway, store: UsageStore) -> None:
+    """Month-to-date spend per connection, for budgets (other replicas' spend included)."""
+    now = utcnow()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    gateway.spend.reset(now.strftime("%Y-%m"), await store.costs_since(month_start))
+
+
+async def _watch_spend(gateway: Gateway, store: UsageStore) -> None:
+    while True:
+        await asyncio.sleep(SPEND_REFRESH_S)
+        try:
+            await _load_spend(gateway, store)
+        except Exception:
+            log.exception("could not refresh month-to-date spend")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -46,16 +68,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await service.tester.forget_unfinished()
         app.state.usage_store = UsageStore(service.sessions)
         recorder = UsageRecorder(app.state.usage_store, interval_s=settings.usage_flush_s)
-        directory = Directory(service.registry, service.http, refresh_s=settings.gateway_refresh_s)
+        directory = Directory(
+            service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
+        )
         await directory.start()
         await recorder.start()
-        app.state.gateway = Gateway(directory, recorder)
+        limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
+        gateway = app.state.gateway = Gateway(directory, recorder, limiter)
+        await _load_spend(gateway, app.state.usage_store)
+        spend_task = asyncio.create_task(_watch_spend(gateway, app.state.usage_store))
         log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
         try:
             yield
         finally:
+            spend_task.cancel()
             await directory.stop()
             await recorder.stop()  # writes the usage still buffered
+            await limiter.close()
             await service.close()
 
     app = App(
@@ -66,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(connections.router)
     app.include_router(usage.router)
+    app.include_router(pools.router)
 
     @app.get("/healthz", tags=["service"], summary="Liveness")
     async def healthz() -> dict[str, str]:

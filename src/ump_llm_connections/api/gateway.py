@@ -10,6 +10,7 @@ import itertools
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
@@ -84,33 +85,42 @@ async def chat_completions(request: Request) -> Response:
     try:
         source = _source(request)
         model, chat, stream, include_usage = parse_request(body)
-        route = gateway.resolve(model, source)
+        key = request.headers.get("x-ump-ab-key") or _user(body)
+        plan = gateway.plan(model, source, key)
+        response_id = f"{ID_PREFIX}{next(_ids):x}"
+        created = int(time.time())
+        if not stream:
+            answer, route = await gateway.complete(plan, chat, source)
+            payload = render_response(answer, model=model, response_id=response_id, created=created)
+            return Response(payload, headers=_served_by(route.name), media_type=JSON)
+        # The first chunk is awaited here: an upstream that fails at once gets a proper status.
+        route, first, chunks = await gateway.open_stream(plan, chat, source)
     except WireError as exc:
         return _error(400, "invalid_request_error", "invalid_request", exc.message, exc.param)
     except GatewayError as exc:
-        return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
-    response_id = f"{ID_PREFIX}{next(_ids):x}"
-    created = int(time.time())
-    if not stream:
-        try:
-            answer = await gateway.complete(route, chat, source)
-        except ProviderError as exc:
-            return _upstream_error(exc)
-        payload = render_response(answer, model=model, response_id=response_id, created=created)
-        return Response(payload, media_type=JSON)
-    chunks = gateway.stream(route, chat, source)
-    try:
-        first = await anext(chunks)  # an upstream that fails at once gets a proper status
+        headers = None
+        if exc.retry_after is not None:
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        return _error(exc.status, exc.kind, exc.code, exc.message, exc.param, headers)
     except ProviderError as exc:
         return _upstream_error(exc)
-    except StopAsyncIteration:
-        first = None
     writer = ChunkWriter(model=model, response_id=response_id, created=created)
     return StreamingResponse(
         _events(writer, first, chunks, include_usage),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(route.name)},
     )
+
+
+def _served_by(name: str) -> dict[str, str]:
+    """``X-UMP-Connection``: the connection that answered (header-safe: ASCII only)."""
+    return {"X-UMP-Connection": quote(name, safe=" !#$&'()*+,-./:;=?@[]^_`{|}~")}
+
+
+def _user(body: object) -> str | None:
+    """OpenAI's ``user`` field: a stable end-user id, used as the A/B key if no header."""
+    user = body.get("user") if isinstance(body, dict) else None
+    return user if isinstance(user, str) and user else None
 
 
 async def _events(

@@ -1,35 +1,54 @@
-"""The gateway's request path: resolve the connection, call its adapter, record the usage.
+"""The gateway's request path: plan which connections may serve, try them in order, record.
 
-route (api/gateway.py) → Gateway.resolve → Gateway.complete | Gateway.stream
-    → adapter → upstream, and each call back through the usage recorder.
+    route (api/gateway.py) → Gateway.plan → Gateway.complete | Gateway.open_stream
+        → (limits) → adapter → upstream, and each attempt back through the usage recorder.
+
+A connection name plans one connection; a pool name plans its members in the order of its
+strategy. A retryable failure (timeout, unreachable, 429, 5xx) or a full rate limit moves on to
+the next; a stream fails over only before its first chunk reached the caller. Within a pool, a
+connection's own retries are kept for the last candidate: the next member is a faster retry.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ump_llm_connections.gateway.directory import Directory, Route
+from ump_llm_connections.gateway.limits import Limiter, LimiterUnavailable, Reservation
+from ump_llm_connections.gateway.router import Breaker, Latencies, PoolRoute, Spend, order
 from ump_llm_connections.gateway.usage import UsageEvent, UsageRecorder
 from ump_llm_connections.providers.base import (
     ChatRequest,
     ChatResponse,
+    ErrorKind,
     ProviderError,
     StreamChunk,
     Usage,
 )
 from ump_llm_connections.store.tables import utcnow
 
+log = logging.getLogger(__name__)
+
 CLIENT_CLOSED = "client_closed"
+DEFAULT_OUTPUT_ESTIMATE = 256  # tokens reserved for the answer when no max_tokens is set
 
 
 class GatewayError(Exception):
     """A refusal in OpenAI's error terms: status, ``type``, ``code`` and ``param``."""
 
     def __init__(
-        self, status: int, kind: str, code: str, message: str, param: str | None = None
+        self,
+        status: int,
+        kind: str,
+        code: str,
+        message: str,
+        param: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -37,22 +56,60 @@ class GatewayError(Exception):
         self.code = code
         self.message = message
         self.param = param
+        self.retry_after = retry_after
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The connections to try, in order, and the pool they came from (if any)."""
+
+    routes: list[Route]
+    pool: PoolRoute | None = None
+
+
+@dataclass
 class Gateway:
-    def __init__(self, directory: Directory, recorder: UsageRecorder) -> None:
-        self.directory = directory
-        self.recorder = recorder
+    directory: Directory
+    recorder: UsageRecorder
+    limiter: Limiter
+    breaker: Breaker = field(default_factory=Breaker)
+    latencies: Latencies = field(default_factory=Latencies)
+    spend: Spend = field(default_factory=Spend)
+    rng: random.Random = field(default_factory=random.Random)
 
-    def resolve(self, model: str, source: str) -> Route:
-        """The connection ``model`` names, if this caller may use it."""
+    def plan(self, model: str, source: str, key: str | None = None) -> Plan:
+        """Which connections may serve ``model`` for this caller, best first."""
+        pool = self.directory.find_pool(model)
+        if pool is None:
+            return Plan([self._single(model, source)])
+        usable: list[Route] = []
+        broken: list[Route] = []
+        for member in order(pool, key=key, latencies=self.latencies, rng=self.rng):
+            route = self.directory.get(member.connection_id)
+            if route is None or not route.is_active or not route.allows(source):
+                continue
+            if self.spend.over(route.id, route.monthly_budget, route.name):
+                continue
+            (usable if self.breaker.available(route.id) else broken).append(route)
+        if not usable and not broken:
+            raise GatewayError(
+                503,
+                "service_unavailable",
+                "no_available_connection",
+                f"no member of pool '{pool.name}' can serve a {source} call: all are "
+                f"inactive, not enabled for {source} or over budget",
+                "model",
+            )
+        return Plan(usable + broken, pool)  # circuits still open: only as a last resort
+
+    def _single(self, model: str, source: str) -> Route:
         route = self.directory.find(model)
         if route is None:
             raise GatewayError(
                 404,
                 "invalid_request_error",
                 "model_not_found",
-                f"no connection named '{model[:200]}': GET /v1/models lists them",
+                f"no connection or pool named '{model[:200]}': GET /v1/models lists them",
                 "model",
             )
         if not route.is_active:
@@ -73,49 +130,174 @@ class Gateway:
                 f"use_in_{source} to true",
                 "model",
             )
+        if self.spend.over(route.id, route.monthly_budget, route.name):
+            raise GatewayError(
+                429,
+                "insufficient_quota",
+                "budget_exceeded",
+                f"connection '{route.name}' is over its monthly budget",
+                "model",
+            )
         return route
 
-    async def complete(self, route: Route, request: ChatRequest, source: str) -> ChatResponse:
-        started, clock = utcnow(), time.perf_counter()
-        try:
-            answer = await route.adapter.chat(_with_defaults(route, request))
-        except ProviderError as exc:
-            self._record(route, source, started, clock, None, Usage(), exc.kind.value)
-            raise
-        self._record(route, source, started, clock, None, answer.usage, None)
-        return answer
+    async def complete(
+        self, plan: Plan, request: ChatRequest, source: str
+    ) -> tuple[ChatResponse, Route]:
+        limited: float | None = None
+        for index, route in enumerate(plan.routes):
+            last = index == len(plan.routes) - 1
+            reservation = await self._reserve(route, request)
+            if isinstance(reservation, float):
+                limited = reservation if limited is None else min(limited, reservation)
+                continue
+            started, clock = utcnow(), time.perf_counter()
+            try:
+                answer = await route.adapter.chat(_with_defaults(route, request), retry=last)
+            except ProviderError as exc:
+                await self._settle(reservation, None)
+                self._failed(route, plan, source, started, clock, None, exc)
+                if exc.retryable and not last:
+                    continue
+                raise
+            await self._settle(reservation, answer.usage)
+            self._served(route, plan, source, started, clock, None, answer.usage)
+            return answer, route
+        raise _rate_limited(plan, limited)
 
-    async def stream(
-        self, route: Route, request: ChatRequest, source: str
+    async def open_stream(
+        self, plan: Plan, request: ChatRequest, source: str
+    ) -> tuple[Route, StreamChunk | None, AsyncGenerator[StreamChunk, None]]:
+        """Start a stream on the first connection that answers; it fails over only until
+        the first chunk, which is returned with the rest of the stream."""
+        limited: float | None = None
+        for index, route in enumerate(plan.routes):
+            last = index == len(plan.routes) - 1
+            reservation = await self._reserve(route, request)
+            if isinstance(reservation, float):
+                limited = reservation if limited is None else min(limited, reservation)
+                continue
+            chunks = self._stream(route, plan, request, source, reservation, retry=last)
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:
+                return route, None, chunks
+            except ProviderError as exc:
+                if exc.retryable and not last:
+                    continue
+                raise
+            return route, first, chunks
+        raise _rate_limited(plan, limited)
+
+    async def _stream(
+        self,
+        route: Route,
+        plan: Plan,
+        request: ChatRequest,
+        source: str,
+        reservation: Reservation | None,
+        *,
+        retry: bool,
     ) -> AsyncGenerator[StreamChunk, None]:
         started, clock = utcnow(), time.perf_counter()
         ttft: float | None = None
         usage = Usage()
-        error: str | None = CLIENT_CLOSED  # until the stream ends one way or the other
+        failure: ProviderError | None = None
+        done = False
         try:
-            async for chunk in route.adapter.stream(_with_defaults(route, request)):
+            async for chunk in route.adapter.stream(_with_defaults(route, request), retry=retry):
                 if ttft is None and (chunk.text or chunk.tool_calls):
                     ttft = (time.perf_counter() - clock) * 1000
                 if chunk.usage is not None:
                     usage = chunk.usage
                 yield chunk
-            error = None
+            done = True
         except ProviderError as exc:
-            error = exc.kind.value
+            failure = exc
             raise
         finally:
-            self._record(route, source, started, clock, ttft, usage, error)
+            await self._settle(reservation, usage)
+            if done:
+                self._served(route, plan, source, started, clock, ttft, usage)
+            else:
+                closed = failure or ProviderError(ErrorKind.bad_response, CLIENT_CLOSED)
+                self._failed(
+                    route,
+                    plan,
+                    source,
+                    started,
+                    clock,
+                    ttft,
+                    closed,
+                    kind=None if failure else CLIENT_CLOSED,
+                )
 
-    def _record(
+    async def _reserve(self, route: Route, request: ChatRequest) -> Reservation | float | None:
+        if route.rpm_limit is None and route.tpm_limit is None:
+            return None
+        try:
+            return await self.limiter.reserve(
+                route.id, rpm=route.rpm_limit, tpm=route.tpm_limit, tokens=_estimate(request)
+            )
+        except LimiterUnavailable as exc:  # availability over strictness: admit, and say so
+            log.warning("rate limits not enforced: %s", exc)
+            return None
+
+    async def _settle(self, reservation: Reservation | None, usage: Usage | None) -> None:
+        if reservation is None:
+            return
+        used = None
+        if usage is not None and usage.prompt_tokens is not None:
+            used = usage.prompt_tokens + (usage.completion_tokens or 0)
+        try:
+            await self.limiter.settle(reservation, used if usage is not None else 0)
+        except LimiterUnavailable as exc:
+            log.warning("could not settle a rate-limit reservation: %s", exc)
+
+    def _served(
         self,
         route: Route,
+        plan: Plan,
         source: str,
         started: datetime,
         clock: float,
         ttft: float | None,
         usage: Usage,
+    ) -> None:
+        latency = (time.perf_counter() - clock) * 1000
+        self.breaker.success(route.id)
+        self.latencies.observe(route.id, ttft if ttft is not None else latency)
+        self._record(route, plan, source, started, latency, ttft, usage, None)
+
+    def _failed(
+        self,
+        route: Route,
+        plan: Plan,
+        source: str,
+        started: datetime,
+        clock: float,
+        ttft: float | None,
+        exc: ProviderError,
+        *,
+        kind: str | None = None,
+    ) -> None:
+        if exc.retryable:
+            self.breaker.failure(route.id)
+        latency = (time.perf_counter() - clock) * 1000
+        self._record(route, plan, source, started, latency, ttft, Usage(), kind or exc.kind.value)
+
+    def _record(
+        self,
+        route: Route,
+        plan: Plan,
+        source: str,
+        started: datetime,
+        latency: float,
+        ttft: float | None,
+        usage: Usage,
         error: str | None,
     ) -> None:
+        cost = route.cost(usage.prompt_tokens, usage.completion_tokens)
+        self.spend.add(route.id, cost)
         self.recorder.record(
             UsageEvent(
                 connection_id=route.id,
@@ -123,13 +305,32 @@ class Gateway:
                 source=source,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
-                latency_ms=round((time.perf_counter() - clock) * 1000, 3),
+                latency_ms=round(latency, 3),
                 ttft_ms=round(ttft, 3) if ttft is not None else None,
                 success=error is None,
                 error_kind=error,
-                cost=route.cost(usage.prompt_tokens, usage.completion_tokens),
+                cost=cost,
+                pool_id=plan.pool.id if plan.pool else None,
             )
         )
+
+
+def _rate_limited(plan: Plan, retry_after: float | None) -> GatewayError:
+    names = ", ".join(r.name for r in plan.routes)
+    return GatewayError(
+        429,
+        "rate_limit_error",
+        "rate_limit_exceeded",
+        f"over the rate limit of {names}: retry in {retry_after or 1:.0f} s",
+        "model",
+        retry_after=retry_after,
+    )
+
+
+def _estimate(request: ChatRequest) -> int:
+    """Tokens to reserve before the call: about 4 characters a token, plus the answer."""
+    chars = sum(len(m.content or "") for m in request.messages) + len(request.system or "")
+    return chars // 4 + (request.max_tokens or DEFAULT_OUTPUT_ESTIMATE)
 
 
 def _with_defaults(route: Route, request: ChatRequest) -> ChatRequest:

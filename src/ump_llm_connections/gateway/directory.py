@@ -17,6 +17,8 @@ import aiohttp
 
 from ump_llm_connections.domain import ConnectionRead
 from ump_llm_connections.errors import ConfigurationError, NotFound
+from ump_llm_connections.gateway.router import Member, PoolRoute
+from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Adapter, Target
 from ump_llm_connections.registry import Registry
@@ -39,6 +41,9 @@ class Route:
     max_tokens: int | None
     input_cost_per_million: float | None
     output_cost_per_million: float | None
+    monthly_budget: float | None
+    rpm_limit: int | None
+    tpm_limit: int | None
     adapter: Adapter
 
     def allows(self, source: str) -> bool:
@@ -58,20 +63,49 @@ class Route:
 
 class Directory:
     def __init__(
-        self, registry: Registry, http: aiohttp.ClientSession, *, refresh_s: float = 5.0
+        self,
+        registry: Registry,
+        pools: PoolService,
+        http: aiohttp.ClientSession,
+        *,
+        refresh_s: float = 5.0,
     ) -> None:
         self._registry = registry
+        self._pool_service = pools
         self._http = http
         self._refresh_s = refresh_s
         self._by_key: dict[str, Route] = {}
+        self._pools: dict[str, PoolRoute] = {}
         self._version: tuple[int, object] | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # a slow full reload must not undo a newer refresh
         registry.subscribe(self.refresh)
+        pools.subscribe(self.load_pools)
 
     def find(self, model: str) -> Route | None:
         """A connection by name (any case) or id."""
         return self._by_key.get(model.strip().lower())
+
+    def find_pool(self, model: str) -> PoolRoute | None:
+        return self._pools.get(model.strip().lower())
+
+    def get(self, connection_id: uuid.UUID) -> Route | None:
+        return self._by_key.get(str(connection_id))
+
+    def pools(self) -> list[PoolRoute]:
+        return sorted({p.id: p for p in self._pools.values()}.values(), key=lambda p: p.name)
+
+    async def load_pools(self) -> None:
+        table: dict[str, PoolRoute] = {}
+        for pool in (await self._pool_service.find()).items:
+            route = PoolRoute(
+                id=pool.id,
+                name=pool.name,
+                strategy=pool.strategy,
+                members=tuple(Member(m.connection_id, m.priority, m.weight) for m in pool.members),
+            )
+            table[str(pool.id)] = table[pool.name.lower()] = route
+        self._pools = table
 
     def routes(self) -> list[Route]:
         return sorted({r.id: r for r in self._by_key.values()}.values(), key=lambda r: r.name)
@@ -103,6 +137,7 @@ class Directory:
 
     async def start(self) -> None:
         await self.load()
+        await self.load_pools()
         self._task = asyncio.create_task(self._watch(), name="gateway-directory")
 
     async def stop(self) -> None:
@@ -117,6 +152,7 @@ class Directory:
             try:
                 if await self._registry.version() != self._version:
                     await self.load()
+                await self.load_pools()  # few rows: cheaper than tracking their versions
             except (OSError, ConfigurationError) as exc:  # keep serving the last good view
                 log.warning("gateway directory refresh failed: %s", exc)
             except Exception:
@@ -134,5 +170,8 @@ class Directory:
             max_tokens=c.max_tokens,
             input_cost_per_million=c.input_cost_per_million,
             output_cost_per_million=c.output_cost_per_million,
+            monthly_budget=c.monthly_budget,
+            rpm_limit=c.rpm_limit,
+            tpm_limit=c.tpm_limit,
             adapter=adapter_for(target, self._http),
         )

@@ -44,6 +44,7 @@ class UsageEvent:
     success: bool
     error_kind: str | None
     cost: float | None
+    pool_id: uuid.UUID | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -57,6 +58,7 @@ class UsageEvent:
             "success": self.success,
             "error_kind": self.error_kind,
             "cost": self.cost,
+            "pool_id": self.pool_id,
         }
 
 

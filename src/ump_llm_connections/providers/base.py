@@ -271,13 +271,17 @@ class Adapter(ABC):
 
     # -- shared: HTTP, retries, errors --------------------------------------------------------
 
-    async def chat(self, request: ChatRequest) -> ChatResponse:
-        return await self._retrying(self.chat_call(request, stream=False), self.parse_response)
+    async def chat(self, request: ChatRequest, *, retry: bool = True) -> ChatResponse:
+        """The answer; ``retry=False`` makes one attempt (a pool's next member is the retry)."""
+        call = self.chat_call(request, stream=False)
+        return await self._retrying(call, self.parse_response, retry)
 
     async def list_models(self) -> list[str]:
-        return await self._retrying(self.models_call(), self.parse_models)
+        return await self._retrying(self.models_call(), self.parse_models, True)
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
+    async def stream(
+        self, request: ChatRequest, *, retry: bool = True
+    ) -> AsyncIterator[StreamChunk]:
         """Stream an answer. Retries happen only before the first chunk reached the caller."""
         call = self.chat_call(request, stream=True)
         timeout = self._stream_timeout
@@ -286,7 +290,7 @@ class Adapter(ABC):
             try:
                 response = await self._open(call, timeout)
             except ProviderError as exc:
-                if not await self._should_retry(exc, attempt):
+                if not retry or not await self._should_retry(exc, attempt):
                     raise
                 attempt += 1
                 continue
@@ -304,13 +308,13 @@ class Adapter(ABC):
             except (aiohttp.ClientError, KeyError, IndexError, TypeError, ValueError) as exc:
                 raise self._cut_error(exc) from None
 
-    async def _retrying(self, call: HttpCall, parse: Callable[[Any], T]) -> T:
+    async def _retrying(self, call: HttpCall, parse: Callable[[Any], T], retry: bool) -> T:
         tries = 0
         while True:
             try:
                 return await self._fetch(call, parse)
             except ProviderError as exc:
-                if not await self._should_retry(exc, tries):
+                if not retry or not await self._should_retry(exc, tries):
                     raise
                 tries += 1
 

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ump_llm_connections.domain import ConnectionFilters, Summary
 from ump_llm_connections.errors import Conflict
-from ump_llm_connections.store.tables import ConnectionRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, PoolRow, utcnow
 
 C = ConnectionRow
 
@@ -36,7 +36,7 @@ def _like_escape(text: str) -> str:
 
 
 def _name_taken(name: str) -> Conflict:
-    return Conflict(f"a connection named '{name}' already exists", field="name")
+    return Conflict(f"a connection or pool named '{name}' already exists", field="name")
 
 
 class ConnectionStore:
@@ -168,7 +168,10 @@ class ConnectionStore:
         )
         if exclude is not None:
             query = query.where(C.id != exclude)
-        return (await session.scalar(query.limit(1))) is not None
+        if (await session.scalar(query.limit(1))) is not None:
+            return True
+        pool = select(PoolRow.id).where(func.lower(PoolRow.name) == name.lower()).limit(1)
+        return (await session.scalar(pool)) is not None  # pools and connections share names
 
     def _where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []

@@ -75,6 +75,7 @@ class ConnectionRow(Base):
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     input_cost_per_million: Mapped[float | None] = mapped_column(Float)
     output_cost_per_million: Mapped[float | None] = mapped_column(Float)
+    monthly_budget: Mapped[float | None] = mapped_column(Float)
     aws_instance_id: Mapped[str | None] = mapped_column(String(200))
     aws_region: Mapped[str | None] = mapped_column(String(200))
     owner: Mapped[str | None] = mapped_column(String(200))
@@ -130,8 +131,44 @@ class UsageRow(Base):
     success: Mapped[bool] = mapped_column(Boolean)
     error_kind: Mapped[str | None] = mapped_column(String(32))
     cost: Mapped[float | None] = mapped_column(Float)
+    pool_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("llm_pools.id", ondelete="SET NULL")
+    )
 
-    __table_args__ = (Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),
+        Index("ix_llm_connection_usage_pool_time", "pool_id", "created_at"),
+    )
+
+
+class PoolRow(Base):
+    """A connection group: the router picks among its members by the pool's strategy."""
+
+    __tablename__ = "llm_pools"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    strategy: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("uq_llm_pools_name", func.lower(name), unique=True),)
+
+
+class PoolMemberRow(Base):
+    __tablename__ = "llm_pool_members"
+
+    pool_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_pools.id", ondelete="CASCADE"), primary_key=True
+    )
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    weight: Mapped[int] = mapped_column(Integer, default=1)
+
+    __table_args__ = (Index("ix_llm_pool_members_connection", "connection_id"),)
 
 
 class HealthCheckRow(Base):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -79,11 +79,26 @@ class UsageStore:
                 [{"cid": k, "used": v} for k, v in last_used.items()],
             )
 
+    async def costs_since(self, start: datetime) -> dict[uuid.UUID, float]:
+        query = (
+            select(U.connection_id, func.sum(U.cost))
+            .where(U.created_at >= start, U.cost.is_not(None))
+            .group_by(U.connection_id)
+        )
+        async with self._sessions() as session:
+            return {cid: float(total or 0) for cid, total in (await session.execute(query)).all()}
+
     async def since(
-        self, start: datetime, *, connection_id: uuid.UUID | None = None
+        self,
+        start: datetime,
+        *,
+        connection_id: uuid.UUID | None = None,
+        pool_id: uuid.UUID | None = None,
     ) -> list[tuple[Any, ...]]:
         query = select(*REPORT_COLUMNS).where(U.created_at >= start).order_by(U.created_at)
         if connection_id is not None:
             query = query.where(U.connection_id == connection_id)
+        if pool_id is not None:
+            query = query.where(U.pool_id == pool_id)
         async with self._sessions() as session:
             return [tuple(row) for row in (await session.execute(query)).all()]

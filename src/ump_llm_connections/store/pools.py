@@ -1,0 +1,120 @@
+"""Pools and their members."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ump_llm_connections.errors import Conflict, InvalidInput
+from ump_llm_connections.store.tables import ConnectionRow, PoolMemberRow, PoolRow, utcnow
+
+# A pool with its members, each with its connection's name: what every read returns.
+Loaded = tuple[PoolRow, list[tuple[PoolMemberRow, str]]]
+
+
+class PoolStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def save(
+        self, pool: PoolRow, members: list[PoolMemberRow] | None, *, new: bool
+    ) -> Loaded:
+        """Insert or update a pool (replacing its members when given), in one transaction."""
+        async with self._sessions() as session:
+            await self._check_name(session, pool.name, pool.id)
+            if members is not None:
+                await self._check_members(session, members)
+            if new:
+                session.add(pool)
+            else:
+                pool.updated_at = utcnow()
+                await session.merge(pool)
+            if members is not None:
+                if not new:
+                    await session.execute(
+                        delete(PoolMemberRow).where(PoolMemberRow.pool_id == pool.id)
+                    )
+                for member in members:
+                    member.pool_id = pool.id
+                session.add_all(members)
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise _taken(pool.name) from None
+        loaded = await self.get(pool.id)
+        assert loaded is not None
+        return loaded
+
+    async def get(self, pool_id: uuid.UUID) -> Loaded | None:
+        async with self._sessions() as session:
+            pool = await session.get(PoolRow, pool_id)
+            return None if pool is None else (pool, await self._members(session, [pool.id]))
+
+    async def get_by_name(self, name: str) -> Loaded | None:
+        async with self._sessions() as session:
+            pool = await session.scalar(
+                select(PoolRow).where(func.lower(PoolRow.name) == name.strip().lower())
+            )
+            return None if pool is None else (pool, await self._members(session, [pool.id]))
+
+    async def all(self) -> list[Loaded]:
+        async with self._sessions() as session:
+            pools = (await session.scalars(select(PoolRow).order_by(PoolRow.name))).all()
+            members = await self._members(session, [p.id for p in pools])
+        return [(p, [m for m in members if m[0].pool_id == p.id]) for p in pools]
+
+    async def delete(self, pool_id: uuid.UUID) -> bool:
+        async with self._sessions() as session:
+            pool = await session.get(PoolRow, pool_id)
+            if pool is None:
+                return False
+            await session.delete(pool)
+            await session.commit()
+            return True
+
+    async def _members(
+        self, session: AsyncSession, pool_ids: Sequence[uuid.UUID]
+    ) -> list[tuple[PoolMemberRow, str]]:
+        if not pool_ids:
+            return []
+        rows = await session.execute(
+            select(PoolMemberRow, ConnectionRow.name)
+            .join(ConnectionRow, ConnectionRow.id == PoolMemberRow.connection_id)
+            .where(PoolMemberRow.pool_id.in_(pool_ids))
+            .order_by(PoolMemberRow.priority, ConnectionRow.name)
+        )
+        return [(member, name) for member, name in rows.all()]
+
+    async def _check_name(self, session: AsyncSession, name: str, pool_id: uuid.UUID) -> None:
+        lowered = name.lower()
+        other_pool = await session.scalar(
+            select(PoolRow.id).where(func.lower(PoolRow.name) == lowered, PoolRow.id != pool_id)
+        )
+        connection = await session.scalar(
+            select(ConnectionRow.id).where(func.lower(ConnectionRow.name) == lowered).limit(1)
+        )
+        if other_pool is not None or connection is not None:
+            raise _taken(name)
+
+    async def _check_members(self, session: AsyncSession, members: list[PoolMemberRow]) -> None:
+        ids = [m.connection_id for m in members]
+        known = set(
+            (await session.scalars(select(ConnectionRow.id).where(ConnectionRow.id.in_(ids)))).all()
+        )
+        for index, member in enumerate(members):
+            if member.connection_id not in known:
+                raise InvalidInput(
+                    f"no connection with id {member.connection_id}",
+                    field=f"members.{index}.connection_id",
+                )
+
+
+def _taken(name: str) -> Conflict:
+    return Conflict(
+        f"the name '{name}' is taken by a pool or a connection (both are gateway models)",
+        field="name",
+    )
