@@ -479,6 +479,11 @@ class ConnectionUsage(UsageStats):
     name: str | None  # null for a connection deleted since
 
 
+class PoolUsage(UsageStats):
+    pool_id: uuid.UUID
+    name: str | None  # null for a pool deleted since
+
+
 class UsageReport(BaseModel):
     window_start: datetime
     window_end: datetime
@@ -486,6 +491,7 @@ class UsageReport(BaseModel):
     totals: UsageStats
     buckets: list[UsageBucket]
     connections: list[ConnectionUsage] | None = None  # only in the report across connections
+    pools: list[PoolUsage] | None = None  # likewise: calls made through pools
 
 
 class PoolStrategy(enum.StrEnum):
@@ -507,9 +513,7 @@ def _distinct_members(members: list[PoolMember]) -> list[PoolMember]:
     seen: set[uuid.UUID] = set()
     for index, member in enumerate(members):
         if member.connection_id in seen:
-            raise InvalidField(
-                f"members.{index}.connection_id", "a connection can be in a pool only once"
-            )
+            raise InvalidField(f"{index}.connection_id", "a connection can be in a pool only once")
         seen.add(member.connection_id)
     return members
 

@@ -202,6 +202,7 @@ class FakeUpstream:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            self._loop = self._thread = None  # stopping twice is fine (a test may kill it)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ump_llm_connections.health import ConnectionTester
+from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
 
 
@@ -20,5 +21,11 @@ def _tester(request: Request) -> ConnectionTester:
     return tester
 
 
+def _pools(request: Request) -> PoolService:
+    pools: PoolService = request.app.state.service.pools
+    return pools
+
+
 RegistryDep = Annotated[Registry, Depends(_registry)]
+Pools = Annotated[PoolService, Depends(_pools)]
 TesterDep = Annotated[ConnectionTester, Depends(_tester)]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
+from ump_llm_connections.api.deps import Pools
 from ump_llm_connections.domain import (
     PoolCreate,
     PoolList,
@@ -15,19 +16,10 @@ from ump_llm_connections.domain import (
     PoolUpdate,
 )
 from ump_llm_connections.gateway.usage import parse_duration, report
-from ump_llm_connections.pools import PoolService
 from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
 router = APIRouter(prefix="/api/pools", tags=["pools"])
-
-
-def _pools(request: Request) -> PoolService:
-    pools: PoolService = request.app.state.service.pools
-    return pools
-
-
-Pools = Annotated[PoolService, Depends(_pools)]
 
 
 @router.post("", status_code=201, summary="Create a pool")

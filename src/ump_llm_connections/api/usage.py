@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ump_llm_connections.api.deps import RegistryDep
+from ump_llm_connections.api.deps import Pools, RegistryDep
 from ump_llm_connections.domain import UsageReport
 from ump_llm_connections.gateway.usage import parse_duration, report
 from ump_llm_connections.store.tables import utcnow
@@ -43,9 +43,14 @@ async def connection_usage(
 
 @router.get("/api/usage", summary="Usage across connections, with totals per connection")
 async def all_usage(
-    request: Request, registry: RegistryDep, window: Window = "24h", bucket: Bucket = None
+    request: Request,
+    registry: RegistryDep,
+    pools: Pools,
+    window: Window = "24h",
+    bucket: Bucket = None,
 ) -> UsageReport:
     now = utcnow()
     rows = await _store(request).since(now - parse_duration(window, "window"))
     names = await registry.names()
-    return report(rows, window=window, bucket=bucket, now=now, names=names)
+    pool_names = {p.id: p.name for p in (await pools.find()).items}
+    return report(rows, window=window, bucket=bucket, now=now, names=names, pool_names=pool_names)

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ump_llm_connections.domain import ConnectionUsage, UsageBucket, UsageReport, UsageStats
+from ump_llm_connections.domain import (
+    ConnectionUsage,
+    PoolUsage,
+    UsageBucket,
+    UsageReport,
+    UsageStats,
+)
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.store.usage import UsageStore
 
@@ -129,6 +135,7 @@ def report(
     bucket: str | None,
     now: datetime,
     names: dict[uuid.UUID, str] | None = None,
+    pool_names: dict[uuid.UUID, str] | None = None,
 ) -> UsageReport:
     """Totals, time buckets and (with ``names``) per-connection totals of usage rows."""
     span = parse_duration(window, "window")
@@ -143,6 +150,7 @@ def report(
     count = math.ceil((now - first) / step)
     per_bucket: list[list[tuple[Any, ...]]] = [[] for _ in range(count)]
     per_connection: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+    per_pool: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
     everything: list[tuple[Any, ...]] = []
     for row in rows:
         when = row[0] if row[0].tzinfo else row[0].replace(tzinfo=UTC)
@@ -151,6 +159,8 @@ def report(
         index = min(int((when - first) / step), count - 1)
         per_bucket[index].append(row)
         per_connection.setdefault(row[1], []).append(row)
+        if row[8] is not None:
+            per_pool.setdefault(row[8], []).append(row)
         everything.append(row)
     return UsageReport(
         window_start=start,
@@ -170,6 +180,15 @@ def report(
             ),
             key=lambda c: -c.requests,
         ),
+        pools=None
+        if pool_names is None
+        else sorted(
+            (
+                PoolUsage(pool_id=pid, name=pool_names.get(pid), **_stats(r).model_dump())
+                for pid, r in per_pool.items()
+            ),
+            key=lambda p: -p.requests,
+        ),
     )
 
 
@@ -182,7 +201,7 @@ def _auto_bucket(span: timedelta) -> timedelta:
 
 
 def _stats(rows: list[tuple[Any, ...]]) -> UsageStats:
-    # row: created_at, connection_id, prompt, completion, latency, ttft, success, cost
+    # row: created_at, connection_id, prompt, completion, latency, ttft, success, cost, pool
     successes = sum(1 for r in rows if r[6])
     prompt = sum(r[2] or 0 for r in rows)
     completion = sum(r[3] or 0 for r in rows)

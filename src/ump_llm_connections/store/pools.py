@@ -33,6 +33,10 @@ class PoolStore:
             else:
                 pool.updated_at = utcnow()
                 await session.merge(pool)
+            try:
+                await session.flush()  # the pool row before its members' rows
+            except IntegrityError:
+                raise _taken(pool.name) from None
             if members is not None:
                 if not new:
                     await session.execute(
@@ -41,10 +45,7 @@ class PoolStore:
                 for member in members:
                     member.pool_id = pool.id
                 session.add_all(members)
-            try:
-                await session.commit()
-            except IntegrityError:
-                raise _taken(pool.name) from None
+            await session.commit()
         loaded = await self.get(pool.id)
         assert loaded is not None
         return loaded

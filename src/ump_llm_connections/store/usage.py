@@ -23,6 +23,7 @@ REPORT_COLUMNS = (
     U.ttft_ms,
     U.success,
     U.cost,
+    U.pool_id,
 )
 
 
