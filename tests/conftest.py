@@ -72,7 +72,13 @@ class Database:
         asyncio.run(_pg_execute(self.dsn, sql))
 
     def clear(self) -> None:
-        for table in ("llm_connection_usage", "llm_connection_health_checks", "llm_connections"):
+        for table in (
+            "llm_connection_usage",
+            "llm_connection_health_checks",
+            "llm_pool_members",
+            "llm_pools",
+            "llm_connections",
+        ):
             self.execute(f"DELETE FROM {table}")
 
 

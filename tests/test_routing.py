@@ -125,6 +125,8 @@ def test_priority_pool_fails_over_with_no_failed_request(
         "priority",
         [{"connection_id": a, "priority": 1}, {"connection_id": b, "priority": 2}],
     )
+    models = {m["id"]: m["owned_by"] for m in api.get("/v1/models").json()["data"]}
+    assert models == {"primary": "remote", "fallback": "remote", "stack": "pool"}
     assert {served_by(ask(api, "stack")) for _ in range(5)} == {"primary"}
     fakes[0].stop()  # the primary dies mid-run
     served = [served_by(ask(api, "stack")) for _ in range(30)]

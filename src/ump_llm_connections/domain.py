@@ -580,3 +580,57 @@ class PoolStats(BaseModel):
     window_end: datetime
     totals: UsageStats
     members: list[PoolMemberStats]
+
+
+class PresetConnectionInfo(BaseModel):
+    key: str  # the name to give its API key under, in api_keys
+    name: str
+    connection_type: ConnectionType
+    model_name: str
+    base_url: str | None
+    needs_api_key: bool
+    priority: int
+
+
+class PresetSkipped(BaseModel):
+    name: str
+    reason: str
+
+
+class PresetInfo(BaseModel):
+    slug: str
+    name: str
+    description: str
+    strategy: PoolStrategy
+    connections: list[PresetConnectionInfo]
+    skipped: list[PresetSkipped]
+
+
+class PresetApply(BaseModel):
+    """Body of ``POST /api/presets/{name}/apply``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_keys: dict[Annotated[str, StringConstraints(max_length=64)], ApiKey] = Field(
+        default_factory=dict, description="One key per connection that needs one, by its key."
+    )
+    prefix: Annotated[str, StringConstraints(max_length=50)] = Field(
+        default="", description="Put before every name, to apply a preset more than once."
+    )
+    pool_name: Name | None = None
+    use_in_livekit: bool = False
+    use_in_mcp: bool = False
+    use_in_automation: bool = False
+
+    def flags(self) -> dict[str, bool]:
+        return {
+            "use_in_livekit": self.use_in_livekit,
+            "use_in_mcp": self.use_in_mcp,
+            "use_in_automation": self.use_in_automation,
+        }
+
+
+class PresetApplied(BaseModel):
+    pool: PoolRead
+    connections: list[ConnectionRead]
+    skipped: list[PresetSkipped]

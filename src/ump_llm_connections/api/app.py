@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections, gateway, pools, usage
+from ump_llm_connections.api import connections, gateway, pools, presets, usage
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(connections.router)
     app.include_router(usage.router)
     app.include_router(pools.router)
+    app.include_router(presets.router)
 
     @app.get("/healthz", tags=["service"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -154,10 +154,17 @@ async def list_models(request: Request) -> Response:
         source = _source(request)
     except GatewayError as exc:
         return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
+    directory = _gateway(request).directory
+    usable = {r.id for r in directory.routes() if r.is_active and r.allows(source)}
     data = [
         {"id": r.name, "object": "model", "created": 0, "owned_by": r.connection_type}
-        for r in _gateway(request).directory.routes()
-        if r.is_active and r.allows(source)
+        for r in directory.routes()
+        if r.id in usable
+    ]
+    data += [  # a pool is a model too, when one of its members may serve this caller
+        {"id": p.name, "object": "model", "created": 0, "owned_by": "pool"}
+        for p in directory.pools()
+        if any(m.connection_id in usable for m in p.members)
     ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 
