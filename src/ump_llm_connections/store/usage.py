@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ump_llm_connections.store.tables import ConnectionRow, UsageRow
+from ump_llm_connections.store.tables import ConnectionRow, PoolRow, UsageRow
 
 U = UsageRow
 USAGE = UsageRow.metadata.tables[UsageRow.__tablename__]
@@ -34,7 +34,8 @@ class UsageStore:
     async def append(self, rows: list[dict[str, Any]], last_used: dict[uuid.UUID, datetime]) -> int:
         """Insert usage rows and move ``last_used_at`` forward, in one transaction.
 
-        Rows of connections deleted meanwhile are dropped (their history went with them).
+        Rows of connections deleted meanwhile are dropped (their history went with them); rows
+        of pools deleted meanwhile keep their connection but lose the pool.
         Returns how many rows were stored.
         """
         async with self._sessions() as session:
@@ -42,19 +43,32 @@ class UsageStore:
                 await self._write(session, rows, last_used)
             except IntegrityError:
                 await session.rollback()
-                ids = {row["connection_id"] for row in rows}
-                alive = set(
-                    (
-                        await session.scalars(
-                            select(ConnectionRow.id).where(ConnectionRow.id.in_(ids))
-                        )
-                    ).all()
-                )
-                rows = [row for row in rows if row["connection_id"] in alive]
-                last_used = {k: v for k, v in last_used.items() if k in alive}
+                rows, last_used = await self._without_deleted(session, rows, last_used)
                 await self._write(session, rows, last_used)
             await session.commit()
         return len(rows)
+
+    async def _without_deleted(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        last_used: dict[uuid.UUID, datetime],
+    ) -> tuple[list[dict[str, Any]], dict[uuid.UUID, datetime]]:
+        """Drop rows of deleted connections; forget pools deleted since (usage outlives them)."""
+        ids = {row["connection_id"] for row in rows}
+        alive = set(
+            (await session.scalars(select(ConnectionRow.id).where(ConnectionRow.id.in_(ids)))).all()
+        )
+        pool_ids = {row["pool_id"] for row in rows if row.get("pool_id") is not None}
+        pools = set(
+            (await session.scalars(select(PoolRow.id).where(PoolRow.id.in_(pool_ids)))).all()
+        )
+        kept = [
+            {**row, "pool_id": row["pool_id"] if row.get("pool_id") in pools else None}
+            for row in rows
+            if row["connection_id"] in alive
+        ]
+        return kept, {k: v for k, v in last_used.items() if k in alive}
 
     async def _write(
         self,
