@@ -107,9 +107,12 @@ class UsageRecorder:
                 last_used[event.connection_id] = event.created_at
         try:
             await self._store.append([e.row() for e in batch], last_used)
-        except Exception:
-            log.exception(
-                "could not write %d usage rows; keeping them for the next try", len(batch)
+        except Exception as exc:  # a database outage is an operating condition, not a bug
+            log.warning(
+                "could not write %d usage rows (%s: %s); keeping them for the next try",
+                len(batch),
+                type(exc).__name__,
+                str(exc)[:300],
             )
             self._buffer = (batch + self._buffer)[-MAX_BUFFER:]
 

@@ -39,12 +39,15 @@ class UsageStore:
         Returns how many rows were stored.
         """
         async with self._sessions() as session:
-            try:
-                await self._write(session, rows, last_used)
-            except IntegrityError:
-                await session.rollback()
-                rows, last_used = await self._without_deleted(session, rows, last_used)
-                await self._write(session, rows, last_used)
+            for attempt in range(3):  # a delete may race the check: check again
+                try:
+                    await self._write(session, rows, last_used)
+                    break
+                except IntegrityError:
+                    await session.rollback()
+                    if attempt == 2:
+                        raise
+                    rows, last_used = await self._without_deleted(session, rows, last_used)
             await session.commit()
         return len(rows)
 
