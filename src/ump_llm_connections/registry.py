@@ -30,6 +30,7 @@ from ump_llm_connections.domain import (
     mask_key,
 )
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
+from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import Target
 from ump_llm_connections.secrets import KeyBox
 from ump_llm_connections.store.connections import ConnectionStore
@@ -45,9 +46,12 @@ MAX_PAGE = 1000
 
 
 class Registry:
-    def __init__(self, store: ConnectionStore, keys: KeyBox | None) -> None:
+    def __init__(
+        self, store: ConnectionStore, keys: KeyBox | None, events: EventBus | None = None
+    ) -> None:
         self._store = store
         self._keys = keys
+        self._events = events or EventBus()
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -84,8 +88,10 @@ class Registry:
             self._set_key(row, data.api_key)
         await self._store.add(row)
         await self._changed(row.id)
+        created = ConnectionRead.model_validate(row)
+        self._events.publish("connection.created", event_data(created))
         log.info("created connection %r (%s, %s)", row.name, row.connection_type, row.id)
-        return ConnectionRead.model_validate(row)
+        return created
 
     async def get(self, ref: str) -> ConnectionRead:
         return ConnectionRead.model_validate(await self._row(ref))
@@ -135,7 +141,15 @@ class Registry:
             raise _not_found(ref)
         await self._changed(row.id)
         log.info("updated connection %r (%s): %s", row.name, row.id, ", ".join(sorted(sent)))
-        return ConnectionRead.model_validate(row)
+        updated = ConnectionRead.model_validate(row)
+        changed = sorted(f for f in sent if f != "api_key") + (
+            ["api_key"] if "api_key" in sent else []
+        )
+        self._events.publish("connection.updated", {**event_data(updated), "changed": changed})
+        if updated.is_active != current.is_active:
+            kind = "connection.activated" if updated.is_active else "connection.deactivated"
+            self._events.publish(kind, {**event_data(updated), "reason": "manual"})
+        return updated
 
     async def set_active(self, ref: str, active: bool) -> ConnectionRead:
         current = await self._row(ref)
@@ -150,13 +164,17 @@ class Registry:
         await self._changed(row.id)
         verb = "activated" if active else "deactivated"
         log.info("%s connection %r (%s)", verb, row.name, row.id)
-        return ConnectionRead.model_validate(row)
+        toggled = ConnectionRead.model_validate(row)
+        if active != current.is_active:
+            self._events.publish(f"connection.{verb}", {**event_data(toggled), "reason": "manual"})
+        return toggled
 
     async def delete(self, ref: str) -> None:
         row = await self._row(ref)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self._changed(row.id)
+        self._events.publish("connection.deleted", event_data(ConnectionRead.model_validate(row)))
         log.info("deleted connection %r (%s)", row.name, row.id)
 
     async def target(self, ref: str) -> tuple[ConnectionRead, Target]:
@@ -222,6 +240,17 @@ class Registry:
             raise ConfigurationError("no server key is loaded: API keys cannot be stored")
         row.api_key_encrypted = self._keys.encrypt(key, context=str(row.id))
         row.api_key_mask = mask_key(key)
+
+
+def event_data(c: ConnectionRead) -> dict[str, Any]:
+    """What an event says about a connection: who it is and its state, never its key."""
+    return {
+        "connection_id": str(c.id),
+        "name": c.name,
+        "connection_type": c.connection_type.value,
+        "is_active": c.is_active,
+        "status": c.status.value,
+    }
 
 
 def unsaved_target(data: ConnectionCreate) -> Target:

@@ -11,11 +11,12 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.config import Settings
+from ump_llm_connections.events import EventBus
 from ump_llm_connections.health import ConnectionTester
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers.base import create_http_session
 from ump_llm_connections.registry import Registry
-from ump_llm_connections.secrets import load_keybox
+from ump_llm_connections.secrets import KeyBox, load_keybox
 from ump_llm_connections.store import migrate
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.engine import create_engine, session_factory
@@ -29,6 +30,8 @@ class Service:
     sessions: async_sessionmaker[AsyncSession]
     registry: Registry
     pools: PoolService
+    keys: KeyBox
+    events: EventBus
     tester: ConnectionTester
     http: aiohttp.ClientSession
 
@@ -44,19 +47,18 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
     an error to report, not a reason to start over with a new key.
     """
     engine = create_engine(settings.resolved_database_url)
+    events = EventBus()  # started by the server; the CLI never starts it
     try:
         if run_migrations:
             await migrate.upgrade(engine)
         sessions = session_factory(engine)
         store = ConnectionStore(sessions, dialect=engine.dialect.name)
         keys = load_keybox(secret_key=settings.secret_key, key_file=settings.key_file, create=False)
-        registry = Registry(store, keys)
-        await registry.check_keys()
+        await Registry(store, keys, events).check_keys()
         if keys is None:
-            registry = Registry(
-                store,
-                load_keybox(secret_key=None, key_file=settings.key_file, create=True),
-            )
+            keys = load_keybox(secret_key=None, key_file=settings.key_file, create=True)
+        assert keys is not None
+        registry = Registry(store, keys, events)
     except BaseException:
         await engine.dispose()
         raise
@@ -67,6 +69,8 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
         sessions=sessions,
         registry=registry,
         pools=PoolService(PoolStore(sessions)),
+        keys=keys,
+        events=events,
         tester=tester,
         http=http,
     )

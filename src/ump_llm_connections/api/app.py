@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = app.state.service = await open_service(settings)
+        await service.events.start()
         await service.tester.forget_unfinished()
         app.state.usage_store = UsageStore(service.sessions)
         recorder = UsageRecorder(app.state.usage_store, interval_s=settings.usage_flush_s)
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await directory.stop()
             await recorder.stop()  # writes the usage still buffered
             await limiter.close()
+            await service.events.stop()  # hands queued events to their subscribers
             await service.close()
 
     app = App(

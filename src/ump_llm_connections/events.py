@@ -1,0 +1,100 @@
+"""Connection events: published by the registry, the tester, the monitor and the gateway;
+delivered to subscribers (webhooks) without ever blocking the code that published them.
+
+``publish`` only appends to a queue; subscribers run in a background task of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ump_llm_connections.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "connection.created",
+    "connection.updated",
+    "connection.deleted",
+    "connection.activated",
+    "connection.deactivated",
+    "connection.status_changed",
+    "connection.test_failed",
+    "connection.threshold_exceeded",
+    "connection.budget_exceeded",
+)
+MAX_QUEUE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+    id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
+    created_at: datetime = field(default_factory=utcnow)
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "created_at": self.created_at.isoformat(),
+            "data": self.data,
+        }
+
+
+Subscriber = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Event] | None = None
+        self._subscribers: list[Subscriber] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue an event; never waits. Without a running bus (the CLI) events are dropped."""
+        if event_type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event_type!r}")
+        if self._queue is None:
+            return
+        try:
+            self._queue.put_nowait(Event(event_type, data))
+        except asyncio.QueueFull:
+            log.warning("event queue full: %s dropped", event_type)
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue(MAX_QUEUE)
+        self._task = asyncio.create_task(self._run(), name="events")
+
+    async def stop(self) -> None:
+        """Hand the events still queued to the subscribers, then stop."""
+        if self._task is None or self._queue is None:
+            return
+        await self._queue.join()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            event = await self._queue.get()
+            try:
+                for subscriber in self._subscribers:
+                    try:
+                        await subscriber(event)
+                    except Exception:
+                        log.exception("event subscriber failed on %s", event.type)
+            finally:
+                self._queue.task_done()
