@@ -73,6 +73,8 @@ class Database:
 
     def clear(self) -> None:
         for table in (
+            "llm_webhook_deliveries",
+            "llm_webhooks",
             "llm_connection_usage",
             "llm_connection_health_checks",
             "llm_pool_members",

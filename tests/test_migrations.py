@@ -18,6 +18,8 @@ TABLES = {
     "llm_connection_health_checks",
     "llm_pools",
     "llm_pool_members",
+    "llm_webhooks",
+    "llm_webhook_deliveries",
 }
 
 

@@ -42,9 +42,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     redis_url: str | None = Field(default=None, repr=False)
     redis_prefix: str = "ump:limits"
+    health_monitor: bool = True
+    health_interval_s: float = Field(default=300.0, ge=0.1, le=86_400)
+    health_failure_threshold: int = Field(default=3, ge=1, le=100)
+    health_concurrency: int = Field(default=8, ge=1, le=256)
+    health_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    health_latency_threshold_ms: float | None = Field(default=None, gt=0)
+    health_error_rate_threshold: float | None = Field(default=None, gt=0, le=1)
     gateway_refresh_s: float = Field(default=5.0, gt=0, le=3600)
     usage_flush_s: float = Field(default=1.0, gt=0, le=3600)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

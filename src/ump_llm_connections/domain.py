@@ -38,6 +38,11 @@ class ConnectionType(enum.StrEnum):
     azure = "azure"
 
 
+class ProbeMode(enum.StrEnum):
+    cheap = "cheap"
+    generate = "generate"
+
+
 class ApiFormat(enum.StrEnum):
     openai = "openai"
     anthropic = "anthropic"
@@ -199,6 +204,16 @@ class ConnectionFields(BaseModel):
     monthly_budget: Annotated[float, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="Spend per calendar month (UTC) above which it is skipped."
     )
+    health_interval_s: Annotated[int, Field(ge=10, le=86_400)] | None = Field(
+        default=None, description="Seconds between health probes (default UMP_HEALTH_INTERVAL_S)."
+    )
+    probe_mode: ProbeMode | None = Field(
+        default=None,
+        description="cheap: list the models, no tokens spent (default); generate: a tiny prompt.",
+    )
+    auto_reactivate: bool | None = Field(
+        default=None, description="Come back by itself once healthy after the monitor disabled it."
+    )
     aws_instance_id: ShortText | None = None
     aws_region: ShortText | None = None
     owner: ShortText | None = None
@@ -222,6 +237,8 @@ class ConnectionUpdate(ConnectionFields):
         "priority",
         "weight",
         "extra_headers",
+        "probe_mode",
+        "auto_reactivate",
         mode="before",
     )
     @classmethod
@@ -248,6 +265,8 @@ class ConnectionCreate(ConnectionFields):
     tags: Tags = Field(default_factory=list)
     priority: Priority = 0
     weight: Weight = 1
+    probe_mode: ProbeMode = ProbeMode.cheap
+    auto_reactivate: bool = False
 
     @model_validator(mode="after")
     def _apply_type_rules(self) -> Self:
@@ -306,6 +325,10 @@ class ConnectionRead(BaseModel):
     input_cost_per_million: float | None
     output_cost_per_million: float | None
     monthly_budget: float | None
+    health_interval_s: int | None
+    probe_mode: ProbeMode
+    auto_reactivate: bool
+    deactivated_by_health: bool
     aws_instance_id: str | None
     aws_region: str | None
     owner: str | None
@@ -634,3 +657,131 @@ class PresetApplied(BaseModel):
     pool: PoolRead
     connections: list[ConnectionRead]
     skipped: list[PresetSkipped]
+
+
+class HealthWindow(BaseModel):
+    checks: int
+    success_rate: float | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+
+
+class HealthSummary(BaseModel):
+    """A connection's health: its state and its checks over the last hour and day."""
+
+    connection_id: uuid.UUID
+    status: ConnectionStatus
+    is_active: bool
+    deactivated_by_health: bool
+    consecutive_failures: int
+    last_error: str | None
+    last_tested_at: datetime | None
+    last_hour: HealthWindow
+    last_day: HealthWindow
+
+
+WEBHOOK_ALL_EVENTS = "*"
+
+
+def _check_webhook_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry credentials: use the secret to authenticate")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    return value
+
+
+def _check_event_name(value: str) -> str:
+    from ump_llm_connections.events import EVENT_TYPES  # the events module knows the names
+
+    if value != WEBHOOK_ALL_EVENTS and value not in EVENT_TYPES:
+        raise ValueError(f"unknown event; one of {', '.join(EVENT_TYPES)}, or '*' for all")
+    return value
+
+
+def _check_event_list(events: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(events))
+    if WEBHOOK_ALL_EVENTS in unique and len(unique) > 1:
+        raise ValueError("'*' already means every event: send it alone")
+    return unique
+
+
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_webhook_url)]
+EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_event_name)]
+WebhookEvents = Annotated[
+    list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
+]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
+
+
+class WebhookCreate(BaseModel):
+    """Body of ``POST /api/webhooks``. Without a secret the server generates one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    events: WebhookEvents
+    secret: WebhookSecret | None = Field(
+        default=None, description="Write-only; stored encrypted. Generated when omitted."
+    )
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    is_active: bool = True
+
+
+class WebhookRead(BaseModel):
+    """A webhook as the API shows it: the secret only as ``has_secret`` and a mask."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    description: str
+    is_active: bool
+    has_secret: bool
+    secret_mask: str
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class WebhookCreated(WebhookRead):
+    """The creation response: the one time the secret is shown, to verify signatures with."""
+
+    secret: str
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookRead]
+    total: int
+
+
+class WebhookDeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    webhook_id: uuid.UUID
+    event_id: str
+    event_type: str
+    attempt: int
+    created_at: UtcDateTime
+    status_code: int | None
+    success: bool
+    error: str | None
+    duration_ms: float | None
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryRead]
+    total: int
+    limit: int
+    offset: int
+
+
+class ConnectionDetail(ConnectionRead):
+    """One connection, as ``GET /api/connections/{id}`` shows it: with its health."""
+
+    health: HealthSummary

@@ -9,10 +9,12 @@ status (``active`` or ``error``), ``last_error``, ``consecutive_failures`` and `
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 
@@ -20,12 +22,15 @@ from ump_llm_connections.domain import (
     ConnectionStatus,
     HealthCheckPage,
     HealthCheckRead,
+    HealthSummary,
+    HealthWindow,
     TestRequest,
     TestResult,
     TokenCounts,
     UnsavedTestRequest,
 )
 from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import (
     ChatRequest,
@@ -55,6 +60,7 @@ class Probe:
     text: str = ""
     usage: Usage = field(default_factory=Usage)
     error: ProviderError | None = None
+    unbuildable: bool = False  # no request was sent: our configuration, not the upstream
 
     def result(self, status: ConnectionStatus | None) -> TestResult:
         preview = self.text[:PREVIEW_CHARS] if self.error is None else None
@@ -101,11 +107,43 @@ async def probe(
     return found
 
 
+async def cheap_probe(target: Target, http: aiohttp.ClientSession) -> Probe:
+    """List the models: proves the endpoint and the key work, spends no tokens."""
+    found = Probe(started=utcnow(), latency_ms=0.0)
+    start = time.perf_counter()
+    try:
+        models = await adapter_for(target, http).list_models()
+        found.text = f"{len(models)} models listed"
+    except ProviderError as exc:
+        found.error = exc
+    found.latency_ms = (time.perf_counter() - start) * 1000
+    return found
+
+
+@dataclass
+class Thresholds:
+    """When a connection's health raises ``connection.threshold_exceeded`` (None: never)."""
+
+    failures: int = 3
+    latency_ms: float | None = None
+    error_rate: float | None = None
+
+
 class ConnectionTester:
-    def __init__(self, registry: Registry, health: HealthStore, http: aiohttp.ClientSession):
+    def __init__(
+        self,
+        registry: Registry,
+        health: HealthStore,
+        http: aiohttp.ClientSession,
+        events: EventBus,
+        thresholds: Thresholds | None = None,
+    ) -> None:
         self._registry = registry
         self._health = health
         self._http = http
+        self._events = events
+        self.thresholds = thresholds or Thresholds()
+        self._over: set[tuple[uuid.UUID, str]] = set()  # thresholds currently exceeded
 
     async def test(self, ref: str, request: TestRequest, *, kind: str = "manual") -> TestResult:
         connection, target = await self._registry.target(ref)
@@ -124,8 +162,104 @@ class ConnectionTester:
     async def _record(
         self, connection_id: uuid.UUID, kind: str, found: Probe
     ) -> ConnectionStatus | None:
-        row = await self._health.record(_check_row(connection_id, kind, found))
-        return ConnectionStatus(row.status) if row is not None else None
+        return await self.apply(connection_id, kind, found, enforce=False)
+
+    async def apply(
+        self, connection_id: uuid.UUID, kind: str, found: Probe, *, enforce: bool
+    ) -> ConnectionStatus | None:
+        """Record a check, move the connection's state, and say so in events."""
+        check = _check_row(connection_id, kind, found)
+        outcome = await self._health.record(
+            check, threshold=self.thresholds.failures, enforce=enforce
+        )
+        if outcome is None:
+            return None
+        row = outcome.row
+        data = {
+            "connection_id": str(row.id),
+            "name": row.name,
+            "connection_type": row.connection_type,
+            "is_active": row.is_active,
+            "status": row.status,
+        }
+        if found.error is not None:
+            self._events.publish(
+                "connection.test_failed",
+                {
+                    **data,
+                    "kind": kind,
+                    "error_kind": check.error_kind,
+                    "error": check.error,
+                    "consecutive_failures": row.consecutive_failures,
+                },
+            )
+        if row.status != outcome.old_status:
+            self._events.publish(
+                "connection.status_changed", {**data, "old_status": outcome.old_status}
+            )
+        if outcome.deactivated or outcome.reactivated:
+            verb = "deactivated" if outcome.deactivated else "activated"
+            log.warning(
+                "connection %r %s by the health monitor (%s)",
+                row.name,
+                verb,
+                row.last_error or "healthy again",
+            )
+            self._events.publish(
+                f"connection.{verb}", {**data, "reason": "health", "last_error": row.last_error}
+            )
+        if outcome.deactivated or outcome.reactivated or row.status != outcome.old_status:
+            await self._registry.notify(row.id)  # the gateway sees the change at once
+        await self._check_thresholds(row.id, data, found, kind)
+        return ConnectionStatus(row.status)
+
+    async def _check_thresholds(
+        self, connection_id: uuid.UUID, data: dict[str, Any], found: Probe, kind: str
+    ) -> None:
+        """Raise ``threshold_exceeded`` when latency or the last hour's error rate crosses
+        its threshold (once per crossing, not on every check)."""
+        limits = self.thresholds
+        measured: dict[str, tuple[float, float]] = {}
+        if limits.latency_ms is not None and found.error is None:
+            measured["latency_ms"] = (found.latency_ms, limits.latency_ms)
+        if limits.error_rate is not None:
+            checks = await self._health.since(connection_id, utcnow() - timedelta(hours=1))
+            if checks:
+                rate = sum(1 for c in checks if not c[1]) / len(checks)
+                measured["error_rate"] = (rate, limits.error_rate)
+        for metric, (value, limit) in measured.items():
+            key = (connection_id, metric)
+            if value > limit and key not in self._over:
+                self._over.add(key)
+                self._events.publish(
+                    "connection.threshold_exceeded",
+                    {
+                        **data,
+                        "metric": metric,
+                        "value": round(value, 4),
+                        "threshold": limit,
+                        "kind": kind,
+                    },
+                )
+            elif value <= limit:
+                self._over.discard(key)
+
+    async def health(self, ref: str) -> HealthSummary:
+        connection = await self._registry.get(ref)
+        now = utcnow()
+        checks = await self._health.since(connection.id, now - timedelta(days=1))
+        hour = [c for c in checks if _utc(c[0]) >= now - timedelta(hours=1)]
+        return HealthSummary(
+            connection_id=connection.id,
+            status=connection.status,
+            is_active=connection.is_active,
+            deactivated_by_health=connection.deactivated_by_health,
+            consecutive_failures=connection.consecutive_failures,
+            last_error=connection.last_error,
+            last_tested_at=connection.last_tested_at,
+            last_hour=_window(hour),
+            last_day=_window(checks),
+        )
 
     async def forget_unfinished(self) -> None:
         """At start-up: no test is running yet, so none can still be "testing"."""
@@ -155,6 +289,27 @@ class ConnectionTester:
         return HealthCheckPage(items=items, total=total, limit=limit, offset=offset)
 
 
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _window(checks: list[tuple[Any, ...]]) -> HealthWindow:
+    latencies = sorted(c[2] for c in checks if c[1] and c[2] is not None)
+
+    def pct(p: int) -> float | None:
+        if not latencies:
+            return None
+        return round(float(latencies[max(1, math.ceil(p / 100 * len(latencies))) - 1]), 2)
+
+    ok = sum(1 for c in checks if c[1])
+    return HealthWindow(
+        checks=len(checks),
+        success_rate=round(ok / len(checks), 4) if checks else None,
+        latency_p50_ms=pct(50),
+        latency_p95_ms=pct(95),
+    )
+
+
 def _interrupted(started: datetime) -> Probe:
     return Probe(
         started=started,
@@ -173,7 +328,7 @@ def _check_row(connection_id: uuid.UUID, kind: str, found: Probe) -> HealthCheck
         latency_ms=round(found.latency_ms, 2),
         ttft_ms=round(found.ttft_ms, 2) if found.ttft_ms is not None else None,
         http_status=error.status if error else None,
-        error_kind=error.kind.value if error else None,
+        error_kind=("probe_error" if found.unbuildable else error.kind.value) if error else None,
         error=error.message if error else None,
         response_preview=found.text[:PREVIEW_CHARS] if error is None else None,
     )

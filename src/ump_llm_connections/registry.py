@@ -58,6 +58,10 @@ class Registry:
         """Be told the id of every connection this registry creates, changes or deletes."""
         self._listeners.append(listener)
 
+    async def notify(self, connection_id: uuid.UUID) -> None:
+        """Tell the listeners about a change made outside the registry (the health monitor)."""
+        await self._changed(connection_id)
+
     async def _changed(self, connection_id: uuid.UUID) -> None:
         for listener in self._listeners:
             await listener(connection_id)
@@ -129,6 +133,7 @@ class Registry:
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
             if "is_active" in sent:
+                row.deactivated_by_health = False
                 row.status = _status_after_toggle(row)
             if "api_key" in sent:
                 if patch.api_key is None:
@@ -156,6 +161,7 @@ class Registry:
 
         def apply(row: ConnectionRow) -> None:
             row.is_active = active
+            row.deactivated_by_health = False  # a person decides now
             row.status = _status_after_toggle(row)
 
         row = await self._store.update(current.id, apply)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.config import Settings
 from ump_llm_connections.events import EventBus
-from ump_llm_connections.health import ConnectionTester
+from ump_llm_connections.health import ConnectionTester, Thresholds
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers.base import create_http_session
 from ump_llm_connections.registry import Registry
@@ -63,7 +63,12 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
         await engine.dispose()
         raise
     http = create_http_session()
-    tester = ConnectionTester(registry, HealthStore(sessions), http)
+    thresholds = Thresholds(
+        failures=settings.health_failure_threshold,
+        latency_ms=settings.health_latency_threshold_ms,
+        error_rate=settings.health_error_rate_threshold,
+    )
+    tester = ConnectionTester(registry, HealthStore(sessions), http, events, thresholds)
     return Service(
         engine=engine,
         sessions=sessions,

@@ -6,15 +6,17 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections, gateway, pools, presets, usage
+from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
@@ -23,11 +25,15 @@ from ump_llm_connections.gateway.core import Gateway
 from ump_llm_connections.gateway.directory import Directory
 from ump_llm_connections.gateway.limits import create_limiter
 from ump_llm_connections.gateway.usage import UsageRecorder
+from ump_llm_connections.metrics import Metrics
+from ump_llm_connections.monitor import HealthMonitor
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
+from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
+from ump_llm_connections.webhooks import open_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = app.state.service = await open_service(settings)
         await service.events.start()
+        hooks = app.state.webhooks = open_webhooks(service, backoff_s=settings.webhook_backoff_s)
+        await hooks.start(service.events)
         await service.tester.forget_unfinished()
         app.state.usage_store = UsageStore(service.sessions)
         recorder = UsageRecorder(app.state.usage_store, interval_s=settings.usage_flush_s)
@@ -75,7 +83,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await directory.start()
         await recorder.start()
         limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
-        gateway = app.state.gateway = Gateway(directory, recorder, limiter)
+        metrics = app.state.metrics = Metrics()
+        metrics.watch_health(
+            lambda: [(r.name, r.connection_type, r.is_active, r.status) for r in directory.routes()]
+        )
+        gateway = app.state.gateway = Gateway(
+            directory, recorder, limiter, metrics=metrics, events=service.events
+        )
+        monitor = HealthMonitor(
+            service.registry,
+            service.tester,
+            HealthStore(service.sessions),
+            service.http,
+            interval_s=settings.health_interval_s,
+            concurrency=settings.health_concurrency,
+            retention=timedelta(days=settings.health_retention_days),
+        )
+        if settings.health_monitor:
+            await monitor.start()
         await _load_spend(gateway, app.state.usage_store)
         spend_task = asyncio.create_task(_watch_spend(gateway, app.state.usage_store))
         log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
@@ -83,10 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             spend_task.cancel()
+            await monitor.stop()
             await directory.stop()
             await recorder.stop()  # writes the usage still buffered
             await limiter.close()
             await service.events.stop()  # hands queued events to their subscribers
+            await hooks.stop()  # then gives the webhook deliveries under way a grace period
             await service.close()
 
     app = App(
@@ -99,10 +126,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(usage.router)
     app.include_router(pools.router)
     app.include_router(presets.router)
+    app.include_router(webhooks.router)
 
-    @app.get("/healthz", tags=["service"], summary="Liveness")
+    @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["service"], summary="Readiness: the database answers")
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await request.app.state.service.registry.version()
+        except Exception as exc:  # any failure to reach the database means not ready
+            message = f"database unavailable: {type(exc).__name__}"
+            return JSONResponse(error_body("not_ready", message), status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from ump_llm_connections.api.deps import RegistryDep, TesterDep
 from ump_llm_connections.domain import (
     ConnectionCreate,
+    ConnectionDetail,
     ConnectionFilters,
     ConnectionPage,
     ConnectionRead,
@@ -16,6 +17,7 @@ from ump_llm_connections.domain import (
     ConnectionType,
     ConnectionUpdate,
     HealthCheckPage,
+    HealthSummary,
     ModelList,
     Summary,
     TestRequest,
@@ -99,9 +101,18 @@ async def summary(registry: RegistryDep) -> Summary:
     return await registry.summary()
 
 
-@router.get("/{connection_id}", summary="Get one connection (by id or name)")
-async def get_connection(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
-    return await registry.get(connection_id)
+@router.get("/{connection_id}", summary="Get one connection (by id or name), with its health")
+async def get_connection(
+    connection_id: Ref, registry: RegistryDep, tester: TesterDep
+) -> ConnectionDetail:
+    connection = await registry.get(connection_id)
+    health = await tester.health(str(connection.id))
+    return ConnectionDetail(**connection.model_dump(), health=health)
+
+
+@router.get("/{connection_id}/health", summary="Health: state, latency p50/p95, success rate")
+async def connection_health(connection_id: Ref, tester: TesterDep) -> HealthSummary:
+    return await tester.health(connection_id)
 
 
 @router.patch("/{connection_id}", summary="Change some fields; api_key null clears the key")

@@ -18,10 +18,12 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from ump_llm_connections.events import EventBus
 from ump_llm_connections.gateway.directory import Directory, Route
 from ump_llm_connections.gateway.limits import Limiter, LimiterUnavailable, Reservation
 from ump_llm_connections.gateway.router import Breaker, Latencies, PoolRoute, Spend, order
 from ump_llm_connections.gateway.usage import UsageEvent, UsageRecorder
+from ump_llm_connections.metrics import Metrics
 from ump_llm_connections.providers.base import (
     ChatRequest,
     ChatResponse,
@@ -76,6 +78,8 @@ class Gateway:
     latencies: Latencies = field(default_factory=Latencies)
     spend: Spend = field(default_factory=Spend)
     rng: random.Random = field(default_factory=random.Random)
+    metrics: Metrics | None = None
+    events: EventBus = field(default_factory=EventBus)
 
     def plan(self, model: str, source: str, key: str | None = None) -> Plan:
         """Which connections may serve ``model`` for this caller, best first."""
@@ -297,7 +301,29 @@ class Gateway:
         error: str | None,
     ) -> None:
         cost = route.cost(usage.prompt_tokens, usage.completion_tokens)
-        self.spend.add(route.id, cost)
+        if self.spend.add(route.id, cost, route.monthly_budget):
+            self.events.publish(
+                "connection.budget_exceeded",
+                {
+                    "connection_id": str(route.id),
+                    "name": route.name,
+                    "connection_type": route.connection_type,
+                    "budget": route.monthly_budget,
+                    "spent": round(self.spend.spent[route.id], 6),
+                    "month": self.spend.month,
+                },
+            )
+        if self.metrics is not None:
+            self.metrics.observe(
+                route.name,
+                route.connection_type,
+                source,
+                latency_ms=latency,
+                ttft_ms=ttft,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                error_kind=error,
+            )
         self.recorder.record(
             UsageEvent(
                 connection_id=route.id,

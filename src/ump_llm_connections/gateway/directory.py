@@ -36,6 +36,7 @@ class Route:
     name: str
     connection_type: str
     is_active: bool
+    status: str
     uses: frozenset[str]  # the integrations it is enabled for
     temperature: float | None
     max_tokens: int | None
@@ -165,6 +166,7 @@ class Directory:
             name=c.name,
             connection_type=c.connection_type.value,
             is_active=c.is_active,
+            status=c.status.value,
             uses=frozenset(k for k, on in uses.items() if on),
             temperature=c.temperature,
             max_tokens=c.max_tokens,

@@ -117,9 +117,13 @@ class Spend:
             self.warned.clear()
         self.month, self.spent = month, dict(spent)
 
-    def add(self, connection_id: uuid.UUID, cost: float | None) -> None:
-        if cost:
-            self.spent[connection_id] = self.spent.get(connection_id, 0.0) + cost
+    def add(self, connection_id: uuid.UUID, cost: float | None, budget: float | None) -> bool:
+        """Count a call's cost; True when it is the one that crossed the budget."""
+        if not cost:
+            return False
+        before = self.spent.get(connection_id, 0.0)
+        self.spent[connection_id] = before + cost
+        return budget is not None and before < budget <= before + cost
 
     def over(self, connection_id: uuid.UUID, budget: float | None, name: str) -> bool:
         if budget is None or self.spent.get(connection_id, 0.0) < budget:

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow
 
 H = HealthCheckRow
+DEFINITE = frozenset({"auth", "not_found"})
+
+
+@dataclass
+class Outcome:
+    """What a check did to its connection."""
+
+    row: ConnectionRow
+    old_status: str
+    deactivated: bool = False
+    reactivated: bool = False
 
 
 class HealthStore:
@@ -38,24 +52,84 @@ class HealthStore:
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def record(self, check: HealthCheckRow) -> ConnectionRow | None:
-        """Store a check and update its connection's status, failures and last test, at once."""
+    async def record(
+        self, check: HealthCheckRow, *, threshold: int, enforce: bool
+    ) -> Outcome | None:
+        """Store a check and apply it to its connection, in one transaction.
+
+        Every check: ``last_tested_at``; success resets ``consecutive_failures`` and
+        ``last_error``. ``rate_limited`` is load, not death: nothing else changes. A probe that
+        could not be built (``probe_error``) is bad local configuration: it is recorded and
+        counts for nothing. Other failures count up and set ``error``. With ``enforce`` (the
+        monitor), ``auth`` and ``not_found`` are definite and reach the threshold at once; at
+        the threshold the connection is deactivated, and it comes back on a success if
+        ``auto_reactivate`` is set. A person's deactivation is never undone here.
+        """
         async with self._sessions() as session:
             row = await session.get(ConnectionRow, check.connection_id)
             if row is None:  # deleted while it was being tested
                 return None
             session.add(check)
+            outcome = Outcome(row=row, old_status=row.status)
             row.last_tested_at = check.created_at
+            kind = check.error_kind
             if check.success:
                 row.consecutive_failures = 0
                 row.last_error = None
-            else:
-                row.consecutive_failures += 1
+                if not row.is_active and row.deactivated_by_health and row.auto_reactivate:
+                    row.is_active, row.deactivated_by_health = True, False
+                    outcome.reactivated = True
+                if row.is_active:
+                    row.status = "active"
+            elif kind == "rate_limited":
+                pass
+            elif kind == "probe_error":
                 row.last_error = check.error
-            if row.is_active:
-                row.status = "active" if check.success else "error"
+            else:
+                row.last_error = check.error
+                row.consecutive_failures += 1
+                if enforce and kind in DEFINITE:
+                    row.consecutive_failures = max(row.consecutive_failures, threshold)
+                if row.is_active:
+                    row.status = "error"
+                    if enforce and row.consecutive_failures >= threshold:
+                        row.is_active, row.deactivated_by_health = False, True
+                        outcome.deactivated = True
+            if outcome.reactivated or outcome.deactivated:
+                row.updated_at = check.created_at
             await session.commit()
-            return row
+            return outcome
+
+    async def prune(self, before: datetime) -> int:
+        """Delete health checks older than ``before`` (the retention window)."""
+        async with self._sessions() as session:
+            result = await session.execute(delete(H).where(H.created_at < before))
+            await session.commit()
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def since(self, connection_id: uuid.UUID, start: datetime) -> list[tuple[Any, ...]]:
+        """(created_at, success, latency_ms, error) of the checks since ``start``."""
+        query = (
+            select(H.created_at, H.success, H.latency_ms, H.error)
+            .where(H.connection_id == connection_id, H.created_at >= start)
+            .order_by(H.created_at)
+        )
+        async with self._sessions() as session:
+            return [tuple(r) for r in (await session.execute(query)).all()]
+
+    async def schedule(self) -> list[tuple[Any, ...]]:
+        """What the monitor needs of every connection it may probe, without the keys."""
+        C = ConnectionRow
+        query = select(
+            C.id,
+            C.name,
+            C.is_active,
+            C.deactivated_by_health,
+            C.health_interval_s,
+            C.last_tested_at,
+        ).where(or_(C.is_active.is_(True), C.deactivated_by_health.is_(True)))
+        async with self._sessions() as session:
+            return [tuple(r) for r in (await session.execute(query)).all()]
 
     async def history(
         self, connection_id: uuid.UUID, *, limit: int, offset: int

@@ -76,6 +76,10 @@ class ConnectionRow(Base):
     input_cost_per_million: Mapped[float | None] = mapped_column(Float)
     output_cost_per_million: Mapped[float | None] = mapped_column(Float)
     monthly_budget: Mapped[float | None] = mapped_column(Float)
+    health_interval_s: Mapped[int | None] = mapped_column(Integer)
+    probe_mode: Mapped[str] = mapped_column(String(16), default="cheap")
+    auto_reactivate: Mapped[bool] = mapped_column(Boolean, default=False)
+    deactivated_by_health: Mapped[bool] = mapped_column(Boolean, default=False)
     aws_instance_id: Mapped[str | None] = mapped_column(String(200))
     aws_region: Mapped[str | None] = mapped_column(String(200))
     owner: Mapped[str | None] = mapped_column(String(200))
@@ -191,3 +195,39 @@ class HealthCheckRow(Base):
     __table_args__ = (
         Index("ix_llm_connection_health_checks_conn_time", "connection_id", "created_at"),
     )
+
+
+class WebhookRow(Base):
+    """Where connection events are POSTed; the signing secret is encrypted (context: the id)."""
+
+    __tablename__ = "llm_webhooks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text, default="")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDeliveryRow(Base):
+    """One attempt at delivering one event to one webhook."""
+
+    __tablename__ = "llm_webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_webhooks.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_llm_webhook_deliveries_webhook_time", "webhook_id", "created_at"),)

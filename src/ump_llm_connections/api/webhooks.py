@@ -1,0 +1,57 @@
+"""``/api/webhooks``: where connection events are POSTed, signed, and how each delivery went."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ump_llm_connections.domain import (
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDeliveryPage,
+    WebhookList,
+    WebhookRead,
+)
+from ump_llm_connections.webhooks import WebhookService
+
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+
+
+def _webhooks(request: Request) -> WebhookService:
+    webhooks: WebhookService = request.app.state.webhooks
+    return webhooks
+
+
+Webhooks = Annotated[WebhookService, Depends(_webhooks)]
+
+
+@router.post("", status_code=201, summary="Create a webhook; the answer shows its secret, once")
+async def create_webhook(body: WebhookCreate, webhooks: Webhooks) -> WebhookCreated:
+    return await webhooks.create(body)
+
+
+@router.get("", summary="List webhooks")
+async def list_webhooks(webhooks: Webhooks) -> WebhookList:
+    return await webhooks.find()
+
+
+@router.get("/{webhook_id}", summary="Get a webhook")
+async def get_webhook(webhook_id: str, webhooks: Webhooks) -> WebhookRead:
+    return await webhooks.get(webhook_id)
+
+
+@router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
+async def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response:
+    await webhooks.delete(webhook_id)
+    return Response(status_code=204)
+
+
+@router.get("/{webhook_id}/deliveries", summary="Delivery attempts, newest first")
+async def deliveries(
+    webhook_id: str,
+    webhooks: Webhooks,
+    limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
+    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+) -> WebhookDeliveryPage:
+    return await webhooks.deliveries(webhook_id, limit=limit, offset=offset)

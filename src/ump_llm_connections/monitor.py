@@ -1,0 +1,151 @@
+"""The health monitor: probes every connection on a schedule, inside the server.
+
+Each connection is due every ``UMP_HEALTH_INTERVAL_S`` (or its own ``health_interval_s``), with
+±10 % jitter and a random first offset, so a thousand connections spread over the interval
+instead of stampeding; at most ``UMP_HEALTH_CONCURRENCY`` probes run at once, so the gateway
+keeps its share of the loop. A connection the monitor deactivated is re-probed four times less
+often, and comes back by itself only if its ``auto_reactivate`` is set. A probe is ``cheap``
+(list the models: no tokens) unless the connection asks for ``generate`` (a one-token prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import aiohttp
+
+from ump_llm_connections.domain import ProbeMode
+from ump_llm_connections.errors import ConfigurationError, UmpError
+from ump_llm_connections.health import ConnectionTester, Probe, cheap_probe, probe
+from ump_llm_connections.providers.base import ErrorKind, ProviderError
+from ump_llm_connections.registry import Registry
+from ump_llm_connections.store.health import HealthStore
+from ump_llm_connections.store.tables import utcnow
+
+log = logging.getLogger(__name__)
+
+DISABLED_SLOWDOWN = 4
+JITTER = 0.1
+PRUNE_EVERY_S = 3600.0
+PROBE_ERROR = "probe_error"
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        registry: Registry,
+        tester: ConnectionTester,
+        health: HealthStore,
+        http: aiohttp.ClientSession,
+        *,
+        interval_s: float,
+        concurrency: int,
+        retention: timedelta,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._registry = registry
+        self._tester = tester
+        self._health = health
+        self._http = http
+        self._interval_s = interval_s
+        self._limit = asyncio.Semaphore(concurrency)
+        self._retention = retention
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._due: dict[uuid.UUID, float] = {}
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._pruned_at = float("-inf")
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="health-monitor")
+
+    async def stop(self) -> None:
+        """Stop scheduling, cancel the probes in flight and wait for them to end."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        probes = list(self._running.values())
+        for task in probes:
+            task.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+
+    async def _run(self) -> None:
+        tick = min(5.0, max(0.05, self._interval_s / 10))
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # one bad tick must not end the monitor
+                log.exception("health monitor tick failed")
+            await asyncio.sleep(tick)
+
+    async def tick(self) -> None:
+        """Start the probes that are due; prune old checks once an hour."""
+        now = self._clock()
+        seen: set[uuid.UUID] = set()
+        for (
+            connection_id,
+            _name,
+            is_active,
+            by_health,
+            interval,
+            _tested,
+        ) in await self._health.schedule():
+            seen.add(connection_id)
+            every = float(interval or self._interval_s)
+            if not is_active:
+                if not by_health:
+                    continue
+                every *= DISABLED_SLOWDOWN
+            due = self._due.get(connection_id)
+            if due is None:  # first sight: somewhere in the first interval, not all at once
+                self._due[connection_id] = now + self._rng.uniform(0, every)
+                continue
+            if now >= due and connection_id not in self._running:
+                self._due[connection_id] = now + every * self._rng.uniform(1 - JITTER, 1 + JITTER)
+                self._running[connection_id] = asyncio.create_task(self._probe(connection_id))
+        for gone in set(self._due) - seen:
+            del self._due[gone]
+        if now - self._pruned_at >= PRUNE_EVERY_S:
+            self._pruned_at = now
+            pruned = await self._health.prune(utcnow() - self._retention)
+            if pruned:
+                log.info("pruned %d health checks older than %s", pruned, self._retention)
+
+    async def _probe(self, connection_id: uuid.UUID) -> None:
+        try:
+            await self._probe_now(connection_id)
+        finally:
+            self._running.pop(connection_id, None)
+
+    async def _probe_now(self, connection_id: uuid.UUID) -> None:
+        async with self._limit:
+            try:
+                connection, target = await self._registry.target(str(connection_id))
+            except UmpError as exc:  # deleted, or a key this server cannot read
+                if isinstance(exc, ConfigurationError):
+                    await self._tester.apply(
+                        connection_id, "scheduled", _unbuildable(exc), enforce=True
+                    )
+                return
+            if connection.probe_mode is ProbeMode.generate:
+                found = await probe(target, self._http, "ping", 1, connection.temperature)
+            else:
+                found = await cheap_probe(target, self._http)
+            await self._tester.apply(connection_id, "scheduled", found, enforce=True)
+
+
+def _unbuildable(exc: UmpError) -> Probe:
+    """A probe that could not be built: our configuration's fault, not the upstream's."""
+    error = ProviderError(ErrorKind.bad_request, f"the probe could not be built: {exc.message}")
+    return Probe(started=utcnow(), latency_ms=0.0, error=error, unbuildable=True)
