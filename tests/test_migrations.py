@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -95,3 +97,28 @@ def test_upgrade_is_idempotent_and_downgrade_removes_everything(fresh_database: 
     asyncio.run(_migrate(fresh_database, "downgrade", "base"))
     tables, _ = asyncio.run(_schema(fresh_database))
     assert tables == set()
+
+
+def test_head_constant_is_alembics_head() -> None:
+    """The server skips Alembic when the database is at HEAD: HEAD must be the real head."""
+    from alembic.script import ScriptDirectory
+
+    from ump_llm_connections.store.migrate import HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD
+
+
+def test_a_server_at_head_does_not_load_alembic(fresh_database: Database) -> None:
+    asyncio.run(_migrate(fresh_database, "upgrade", "head"))
+    script = (
+        "import asyncio, sys\n"
+        "from ump_llm_connections.store import migrate\n"
+        "from ump_llm_connections.store.engine import create_engine\n"
+        f"engine = create_engine({fresh_database.url!r})\n"
+        "asyncio.run(migrate.upgrade(engine))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "False"

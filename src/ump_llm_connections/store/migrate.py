@@ -1,18 +1,28 @@
-"""Alembic, driven from code: ``upgrade`` on start-up and from ``ump-llm migrate``."""
+"""Alembic, driven from code: ``upgrade`` on start-up and from ``ump-llm migrate``.
+
+Alembic is imported only when there is something to migrate: a server whose database is already
+at ``HEAD`` (every start but the first) does not carry it in memory.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0004"  # the newest revision; tests/test_migrations.py checks it against Alembic's
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
@@ -20,7 +30,18 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
+async def current(engine: AsyncEngine) -> str | None:
+    """The database's revision, or None before the first migration."""
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:  # no alembic_version table yet
+        return None
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    if revision == "head" and await current(engine) == HEAD:
+        return
     await _run(engine, "upgrade", revision)
 
 
@@ -29,6 +50,8 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 async def _run(engine: AsyncEngine, action: str, revision: str) -> None:
+    from alembic import command
+
     def apply(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
