@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import Database, Server, start_server
+from tests.test_webhooks import SECRET, Receiver, verify, wait_for, webhook
 from tests.upstreams.base import Behaviour
 from tests.upstreams.openai import FakeOpenAI
 
@@ -275,6 +276,27 @@ def test_budget_skips_a_connection(
     )
     assert served_by(ask(api, "thrifty")) == "cheap"
     assert "over its monthly budget" in server.log()
+
+
+def test_budget_exceeded_raises_an_event(api: httpx.Client, fakes: tuple[FakeOpenAI, ...]) -> None:
+    with Receiver() as receiver:
+        webhook(api, f"{receiver.url}/budget", ["connection.budget_exceeded"], secret=SECRET)
+        connection(
+            api,
+            "metered",
+            fakes[0],
+            monthly_budget=0.03,
+            input_cost_per_million=1000,
+            output_cost_per_million=1000,
+        )
+        served_by(ask(api, "metered"))  # 0.021 spent: under
+        served_by(ask(api, "metered"))  # 0.042 spent: this call crossed it
+        wait_for(lambda: bool(receiver.at("/budget")))
+        (hit,) = receiver.at("/budget")
+        verify(hit, SECRET)
+        data = hit.body["data"]
+        assert (data["name"], data["budget"]) == ("metered", 0.03)
+        assert data["spent"] == pytest.approx(0.042)
 
 
 def test_usage_totals_per_pool(api: httpx.Client, fakes: tuple[FakeOpenAI, ...]) -> None:
