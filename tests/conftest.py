@@ -67,6 +67,7 @@ class Database:
     def execute(self, sql: str) -> None:
         if self.backend == "sqlite":
             with sqlite3.connect(self.dsn) as conn:
+                conn.execute("PRAGMA foreign_keys=ON")  # cascade as the server's own does
                 conn.execute(sql)
             return
         asyncio.run(_pg_execute(self.dsn, sql))

@@ -88,7 +88,8 @@ def usage_rows(server: Server, expected: int) -> list[tuple[Any, ...]]:
     deadline = time.monotonic() + 10
     sql = (
         "SELECT source, prompt_tokens, completion_tokens, success, error_kind, cost, ttft_ms,"
-        " latency_ms FROM llm_connection_usage ORDER BY id"
+        " latency_ms FROM llm_connection_usage"
+        " WHERE connection_id IN (SELECT id FROM llm_connections) ORDER BY id"
     )
     while True:
         rows = server.db.query(sql)

@@ -199,6 +199,8 @@ async def test_http_errors_are_classified(
     with pytest.raises(ProviderError) as caught:
         await (collect(a, HELLO) if streaming else a.chat(HELLO))
     error = caught.value
+    if kind is ErrorKind.auth and isinstance(upstream.fake, FakeGemini):
+        status = 400  # Gemini says a key is bad with 400 API_KEY_INVALID: still auth
     assert (error.kind, error.status) == (kind, status)
     assert error.message.startswith(f"{status} from 127.0.0.1:{upstream.fake.port}")
     assert KEY not in error.message

@@ -204,7 +204,7 @@ def test_count_tokens(fake: FakeGemini, gemini: genai.Client) -> None:
 @pytest.mark.parametrize(
     ("behaviour", "error", "code", "status"),
     [
-        (Behaviour.unauthorized, errors.ClientError, 401, "UNAUTHENTICATED"),
+        (Behaviour.unauthorized, errors.ClientError, 400, "INVALID_ARGUMENT"),
         (Behaviour.model_not_found, errors.ClientError, 404, "NOT_FOUND"),
         (Behaviour.rate_limited, errors.ClientError, 429, "RESOURCE_EXHAUSTED"),
         (Behaviour.server_error, errors.ServerError, 500, "INTERNAL"),
@@ -233,7 +233,8 @@ def test_errors(
 def test_wrong_key_key_in_url_and_unknown_model(fake: FakeGemini, gemini: genai.Client) -> None:
     with client(fake, key="AIza-wrong") as wrong, pytest.raises(errors.ClientError) as caught:
         wrong.models.generate_content(model="fake-model", contents=PROMPT)
-    assert caught.value.code == 401
+    assert caught.value.code == 400
+    assert "API key not valid" in str(caught.value.message)
 
     # The right key, but in the URL: refused, since keys belong in the header.
     response = httpx.post(
@@ -241,8 +242,8 @@ def test_wrong_key_key_in_url_and_unknown_model(fake: FakeGemini, gemini: genai.
         params={"key": KEY},
         json={"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]},
     )
-    assert response.status_code == 401
-    assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
     assert fake.requests[-1].query == {"key": KEY}
 
     with pytest.raises(errors.ClientError) as caught:

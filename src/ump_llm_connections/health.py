@@ -9,7 +9,6 @@ status (``active`` or ``error``), ``last_error``, ``consecutive_failures`` and `
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from ump_llm_connections.providers.base import (
     Usage,
 )
 from ump_llm_connections.registry import Registry, unsaved_target
+from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.tables import HealthCheckRow, utcnow
 
@@ -294,19 +294,13 @@ def _utc(value: datetime) -> datetime:
 
 
 def _window(checks: list[tuple[Any, ...]]) -> HealthWindow:
-    latencies = sorted(c[2] for c in checks if c[1] and c[2] is not None)
-
-    def pct(p: int) -> float | None:
-        if not latencies:
-            return None
-        return round(float(latencies[max(1, math.ceil(p / 100 * len(latencies))) - 1]), 2)
-
+    latencies = [c[2] for c in checks if c[1] and c[2] is not None]
     ok = sum(1 for c in checks if c[1])
     return HealthWindow(
         checks=len(checks),
         success_rate=round(ok / len(checks), 4) if checks else None,
-        latency_p50_ms=pct(50),
-        latency_p95_ms=pct(95),
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
     )
 
 

@@ -58,6 +58,24 @@ class FakeGemini(FakeUpstream):
         return request.headers.get("x-goog-api-key") == self.api_key
 
     def error_response(self, status: int, message: str) -> web.Response:
+        if status == 401:  # Gemini answers a bad key with 400 and the reason API_KEY_INVALID
+            return self.json(
+                {
+                    "error": {
+                        "code": 400,
+                        "message": "API key not valid. Please pass a valid API key.",
+                        "status": "INVALID_ARGUMENT",
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                                "reason": "API_KEY_INVALID",
+                                "domain": "googleapis.com",
+                            }
+                        ],
+                    }
+                },
+                400,
+            )
         code = STATUSES.get(status, "UNKNOWN")
         return self.json({"error": {"code": status, "message": message, "status": code}}, status)
 

@@ -27,6 +27,7 @@ from ump_llm_connections.domain import (
     UsageStats,
 )
 from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
@@ -217,17 +218,8 @@ def _stats(rows: list[tuple[Any, ...]]) -> UsageStats:
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
-        latency_p50_ms=_percentile([r[4] for r in rows if r[4] is not None], 50),
-        latency_p95_ms=_percentile([r[4] for r in rows if r[4] is not None], 95),
-        ttft_p50_ms=_percentile([r[5] for r in rows if r[5] is not None], 50),
+        latency_p50_ms=percentile([r[4] for r in rows if r[4] is not None], 50),
+        latency_p95_ms=percentile([r[4] for r in rows if r[4] is not None], 95),
+        ttft_p50_ms=percentile([r[5] for r in rows if r[5] is not None], 50),
         cost=round(sum(costs), 8) if costs else None,
     )
-
-
-def _percentile(values: list[float], pct: int) -> float | None:
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return round(ordered[rank - 1], 2)

@@ -258,6 +258,10 @@ class Adapter(ABC):
     @abstractmethod
     def parse_models(self, body: Any) -> list[str]: ...
 
+    def is_auth_error(self, status: int, body: Any) -> bool:
+        """For formats that report a bad key with another status than 401/403."""
+        return False
+
     def error_detail(self, body: Any) -> str | None:
         """The upstream's own words from an error body, if it has any."""
         if isinstance(body, dict):
@@ -396,11 +400,12 @@ class Adapter(ABC):
 
     def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProviderError:
         try:
-            detail = self.error_detail(orjson.loads(raw)) if raw else None
+            body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            detail = None
+            body = None
+        detail = self.error_detail(body)
         host = self.target.host
-        if status in (401, 403):
+        if status in (401, 403) or self.is_auth_error(status, body):
             kind, text = ErrorKind.auth, f"{status} from {host}: check the API key"
         elif status == 404:
             kind = ErrorKind.not_found

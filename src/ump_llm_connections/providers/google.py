@@ -122,6 +122,16 @@ class GoogleAdapter(Adapter):
         if not finished:  # Gemini has no end marker: a finishReason is how a stream ends
             raise self.incomplete()
 
+    def is_auth_error(self, status: int, body: Any) -> bool:
+        """Gemini answers a wrong key with 400 and the reason API_KEY_INVALID."""
+        if status != 400 or not isinstance(body, dict):
+            return False
+        error = body.get("error")
+        details = error.get("details") if isinstance(error, dict) else None
+        return any(
+            isinstance(d, dict) and d.get("reason") == "API_KEY_INVALID" for d in details or []
+        )
+
     def models_call(self) -> HttpCall:
         return HttpCall(
             "GET", f"{self.target.root('/v1beta')}/models?pageSize=1000", self._headers()
