@@ -241,3 +241,54 @@ def test_monitor_stops_cleanly(watched: Watched) -> None:
     assert "Traceback" not in log
     assert "Task was destroyed" not in log
     assert "Application shutdown complete" in log
+
+
+def test_error_rate_threshold_raises_an_event(fresh_database: Database, tmp_path: Path) -> None:
+    server = start_server(
+        fresh_database,
+        tmp_path / "data",
+        UMP_HEALTH_INTERVAL_S="0.3",
+        UMP_HEALTH_FAILURE_THRESHOLD="50",
+        UMP_HEALTH_ERROR_RATE_THRESHOLD="0.5",
+    )
+    try:
+        with FakeOpenAI(api_key=KEY) as fake, Receiver() as receiver, server.client() as client:
+            watched = Watched(server, client, fake, receiver)
+            webhook(
+                client, f"{receiver.url}/rate", ["connection.threshold_exceeded"], secret=SECRET
+            )
+            flaky = watched.add("flaky")
+            watched.until(flaky, lambda s: s["status"] == "active")
+            fake.behaviour = Behaviour.server_error
+            wait_for(lambda: bool(receiver.at("/rate")), timeout=15)
+            event = receiver.at("/rate")[0].body["data"]
+            assert (event["name"], event["metric"], event["threshold"]) == (
+                "flaky",
+                "error_rate",
+                0.5,
+            )
+            assert event["value"] > 0.5
+    finally:
+        server.stop()
+
+
+def test_a_probe_that_cannot_be_built_is_not_an_upstream_failure(watched: Watched) -> None:
+    good = watched.add("good")
+    damaged = watched.add("damaged")
+    # Move one row's sealed key onto another: it no longer opens (it is bound to its row).
+    db = watched.server.db
+    db.execute(
+        "UPDATE llm_connections SET api_key_encrypted = "
+        "(SELECT api_key_encrypted FROM llm_connections WHERE name = 'good') "
+        "WHERE name = 'damaged'"
+    )
+    watched.until(
+        damaged, lambda s: s["last_tested_at"] is not None and s["last_error"] is not None
+    )
+    state = watched.state(damaged)
+    assert (state["is_active"], state["consecutive_failures"]) == (True, 0)
+    assert "the probe could not be built" in state["last_error"]
+    checks = watched.client.get(f"/api/connections/{damaged['id']}/health-checks").json()
+    assert {c["error_kind"] for c in checks["items"] if not c["success"]} == {"probe_error"}
+    watched.until(good, lambda s: s["status"] == "active")  # the others go on
+    assert "Traceback" not in watched.server.log()

@@ -197,11 +197,18 @@ class Registry:
         return _target(row, key)
 
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
-        """Every connection with its target: what the gateway's in-memory directory holds."""
-        return [
-            (ConnectionRead.model_validate(row), self._target_of(row))
-            for row in await self._store.all()
-        ]
+        """Every connection with its target: what the gateway's in-memory directory holds.
+
+        A connection whose key cannot be read is left out (and logged): one damaged row must
+        not take the gateway down with it.
+        """
+        found = []
+        for row in await self._store.all():
+            try:
+                found.append((ConnectionRead.model_validate(row), self._target_of(row)))
+            except ConfigurationError as exc:
+                log.error("connection %r (%s) cannot be served: %s", row.name, row.id, exc)
+        return found
 
     async def names(self) -> dict[uuid.UUID, str]:
         return await self._store.names()

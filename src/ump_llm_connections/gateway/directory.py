@@ -127,7 +127,7 @@ class Directory:
         async with self._lock:
             try:
                 connection, target = await self._registry.target(str(connection_id))
-            except NotFound:
+            except (NotFound, ConfigurationError):  # gone, or its key cannot be read
                 connection = None
             table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
             if connection is not None:
