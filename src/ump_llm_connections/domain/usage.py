@@ -1,0 +1,50 @@
+"""Usage reports: totals, time buckets, per connection and per pool."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import (
+    BaseModel,
+)
+
+
+class UsageStats(BaseModel):
+    """Totals over a set of gateway calls. Rates and percentiles are null when there were none."""
+
+    requests: int
+    successes: int
+    failures: int
+    success_rate: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    ttft_p50_ms: float | None
+    cost: float | None  # null when no call had a price
+
+
+class UsageBucket(UsageStats):
+    start: datetime
+
+
+class ConnectionUsage(UsageStats):
+    connection_id: uuid.UUID
+    name: str | None  # null for a connection deleted since
+
+
+class PoolUsage(UsageStats):
+    pool_id: uuid.UUID
+    name: str | None  # null for a pool deleted since
+
+
+class UsageReport(BaseModel):
+    window_start: datetime
+    window_end: datetime
+    bucket_seconds: int
+    totals: UsageStats
+    buckets: list[UsageBucket]
+    connections: list[ConnectionUsage] | None = None  # only in the report across connections
+    pools: list[PoolUsage] | None = None  # likewise: calls made through pools

@@ -1,0 +1,119 @@
+"""Webhooks for connection events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from ump_llm_connections.domain.connections import (
+    UtcDateTime,
+)
+from ump_llm_connections.events import EVENT_TYPES
+
+WEBHOOK_ALL_EVENTS = "*"
+
+
+def _check_webhook_url(value: str) -> str:
+    value = value.strip()
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("url must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("url must not carry credentials: use the secret to authenticate")
+    try:
+        parts.port  # noqa: B018 - raises on a port out of range
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    return value
+
+
+def _check_event_name(value: str) -> str:
+
+    if value != WEBHOOK_ALL_EVENTS and value not in EVENT_TYPES:
+        raise ValueError(f"unknown event; one of {', '.join(EVENT_TYPES)}, or '*' for all")
+    return value
+
+
+def _check_event_list(events: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(events))
+    if WEBHOOK_ALL_EVENTS in unique and len(unique) > 1:
+        raise ValueError("'*' already means every event: send it alone")
+    return unique
+
+
+WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_webhook_url)]
+EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_event_name)]
+WebhookEvents = Annotated[
+    list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
+]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
+
+
+class WebhookCreate(BaseModel):
+    """Body of ``POST /api/webhooks``. Without a secret the server generates one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    events: WebhookEvents
+    secret: WebhookSecret | None = Field(
+        default=None, description="Write-only; stored encrypted. Generated when omitted."
+    )
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    is_active: bool = True
+
+
+class WebhookRead(BaseModel):
+    """A webhook as the API shows it: the secret only as ``has_secret`` and a mask."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    description: str
+    is_active: bool
+    has_secret: bool
+    secret_mask: str
+    created_at: UtcDateTime
+    updated_at: UtcDateTime
+
+
+class WebhookCreated(WebhookRead):
+    """The creation response: the one time the secret is shown, to verify signatures with."""
+
+    secret: str
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookRead]
+    total: int
+
+
+class WebhookDeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    webhook_id: uuid.UUID
+    event_id: str
+    event_type: str
+    attempt: int
+    created_at: UtcDateTime
+    status_code: int | None
+    success: bool
+    error: str | None
+    duration_ms: float | None
+
+
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDeliveryRead]
+    total: int
+    limit: int
+    offset: int
