@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -100,19 +100,26 @@ def default_api_format(connection_type: ConnectionType, base_url: str | None) ->
     return ApiFormat.openai
 
 
-def _check_base_url(value: str) -> str:
-    value = value.strip()
+def http_url(value: str, field: str, *, credentials: str) -> SplitResult:
+    """An http(s) URL with a host, a valid port and no user:password (``credentials`` says
+    where those belong instead)."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("base_url must be an http:// or https:// URL with a host")
+        raise ValueError(f"{field} must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
-        raise ValueError("base_url must not carry credentials: put the key in api_key")
-    if parts.query or parts.fragment:
-        raise ValueError("base_url must not have a query string or fragment")
+        raise ValueError(f"{field} must not carry credentials: {credentials}")
     try:
         parts.port  # noqa: B018 - raises on a port out of range
     except ValueError:
-        raise ValueError("base_url has an invalid port") from None
+        raise ValueError(f"{field} has an invalid port") from None
+    return parts
+
+
+def _check_base_url(value: str) -> str:
+    value = value.strip()
+    parts = http_url(value, "base_url", credentials="put the key in api_key")
+    if parts.query or parts.fragment:
+        raise ValueError("base_url must not have a query string or fragment")
     return value.rstrip("/")
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -14,9 +13,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from ump_llm_connections.domain.connections import (
-    UtcDateTime,
-)
+from ump_llm_connections.domain.connections import UtcDateTime, http_url
 from ump_llm_connections.events import EVENT_TYPES
 
 WEBHOOK_ALL_EVENTS = "*"
@@ -24,15 +21,7 @@ WEBHOOK_ALL_EVENTS = "*"
 
 def _check_webhook_url(value: str) -> str:
     value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("url must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise ValueError("url must not carry credentials: use the secret to authenticate")
-    try:
-        parts.port  # noqa: B018 - raises on a port out of range
-    except ValueError:
-        raise ValueError("url has an invalid port") from None
+    http_url(value, "url", credentials="use the secret to authenticate")
     return value
 
 
