@@ -292,3 +292,21 @@ def test_a_probe_that_cannot_be_built_is_not_an_upstream_failure(watched: Watche
     assert {c["error_kind"] for c in checks["items"] if not c["success"]} == {"probe_error"}
     watched.until(good, lambda s: s["status"] == "active")  # the others go on
     assert "Traceback" not in watched.server.log()
+
+
+def test_one_replica_at_a_time_runs_the_monitor(fresh_database: Database, tmp_path: Path) -> None:
+    env = {"UMP_HEALTH_INTERVAL_S": "0.2"}
+    first = start_server(fresh_database, tmp_path / "data", **env)
+    wait_for(lambda: "health monitor: this replica probes" in first.log())
+    second = start_server(fresh_database, tmp_path / "data", **env)
+    try:
+        if fresh_database.backend == "postgresql":
+            wait_for(lambda: "another replica probes; this one stands by" in second.log())
+            assert "this replica probes" not in second.log()
+            first.stop()  # the lock goes with the replica: the other takes over
+            wait_for(lambda: "health monitor: this replica probes" in second.log())
+        else:  # SQLite: one file, one process at a time in practice: no lease to share
+            wait_for(lambda: "health monitor: this replica probes" in second.log())
+    finally:
+        first.stop()
+        second.stop()

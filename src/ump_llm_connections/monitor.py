@@ -26,7 +26,7 @@ from ump_llm_connections.errors import ConfigurationError, UmpError
 from ump_llm_connections.health import ConnectionTester, Probe, cheap_probe, probe
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.registry import Registry
-from ump_llm_connections.store.health import HealthStore
+from ump_llm_connections.store.health import HealthStore, MonitorLease
 from ump_llm_connections.store.tables import utcnow
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class HealthMonitor:
         tester: ConnectionTester,
         health: HealthStore,
         http: aiohttp.ClientSession,
+        lease: MonitorLease,
         *,
         interval_s: float,
         concurrency: int,
@@ -55,6 +56,8 @@ class HealthMonitor:
         self._tester = tester
         self._health = health
         self._http = http
+        self._lease = lease
+        self._leading: bool | None = None
         self._interval_s = interval_s
         self._limit = asyncio.Semaphore(concurrency)
         self._retention = retention
@@ -79,6 +82,7 @@ class HealthMonitor:
         for task in probes:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
+        await self._lease.release()
 
     async def _run(self) -> None:
         tick = min(5.0, max(0.05, self._interval_s / 10))
@@ -90,7 +94,18 @@ class HealthMonitor:
             await asyncio.sleep(tick)
 
     async def tick(self) -> None:
-        """Start the probes that are due; prune old checks once an hour."""
+        """Start the probes that are due; prune old checks once an hour. With several
+        replicas on PostgreSQL, only the one holding the lease probes."""
+        leading = await self._lease.hold()
+        if leading != self._leading:
+            self._leading = leading
+            log.info(
+                "health monitor: %s",
+                "this replica probes" if leading else "another replica probes; this one stands by",
+            )
+        if not leading:
+            self._due.clear()  # when it takes over, it spreads its first probes again
+            return
         now = self._clock()
         seen: set[uuid.UUID] = set()
         for (

@@ -30,7 +30,7 @@ from ump_llm_connections.monitor import HealthMonitor
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
-from ump_llm_connections.store.health import HealthStore
+from ump_llm_connections.store.health import HealthStore, MonitorLease
 from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 from ump_llm_connections.webhooks import open_webhooks
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.tester,
             HealthStore(service.sessions),
             service.http,
+            MonitorLease(service.engine),
             interval_s=settings.health_interval_s,
             concurrency=settings.health_concurrency,
             retention=timedelta(days=settings.health_retention_days),

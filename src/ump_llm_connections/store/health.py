@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow
 
@@ -140,3 +142,45 @@ class HealthStore:
             total = await session.scalar(select(func.count()).select_from(H).where(where))
             rows = (await session.scalars(query.limit(limit).offset(offset))).all()
         return rows, int(total or 0)
+
+
+MONITOR_LOCK = 0x756D70  # "ump": the PostgreSQL advisory lock held by the monitoring replica
+
+
+class MonitorLease:
+    """Makes one replica at a time the health monitor.
+
+    On PostgreSQL a session-level advisory lock, held on a connection of its own for as long as
+    the replica lives (a replica that dies releases it with its connection, and another takes
+    over on its next try). SQLite serves one process: the lease is always held.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+        self._held = False
+
+    async def hold(self) -> bool:
+        """Whether this replica runs the monitor now (taking the lock when it is free)."""
+        if self._engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            if self._held:
+                await self._connection.execute(text("SELECT 1"))  # still ours?
+                return True
+            result = await self._connection.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": MONITOR_LOCK}
+            )
+            self._held = bool(result.scalar())
+            await self._connection.commit()
+        except DBAPIError:  # the connection (and with it the lock) is gone: try again later
+            await self.release()
+        return self._held
+
+    async def release(self) -> None:
+        connection, self._connection, self._held = self._connection, None, False
+        if connection is not None:
+            with contextlib.suppress(DBAPIError):
+                await connection.close()
