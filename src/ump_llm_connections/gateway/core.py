@@ -147,13 +147,7 @@ class Gateway:
     async def complete(
         self, plan: Plan, request: ChatRequest, source: str
     ) -> tuple[ChatResponse, Route]:
-        limited: float | None = None
-        for index, route in enumerate(plan.routes):
-            last = index == len(plan.routes) - 1
-            reservation = await self._reserve(route, request)
-            if isinstance(reservation, float):
-                limited = reservation if limited is None else min(limited, reservation)
-                continue
+        async for route, reservation, last in self._admitted(plan, request):
             started, clock = utcnow(), time.perf_counter()
             try:
                 answer = await route.adapter.chat(_with_defaults(route, request), retry=last)
@@ -166,20 +160,14 @@ class Gateway:
             await self._settle(reservation, answer.usage)
             self._served(route, plan, source, started, clock, None, answer.usage)
             return answer, route
-        raise _rate_limited(plan, limited)
+        raise AssertionError("unreachable: _admitted raises when it runs out")
 
     async def open_stream(
         self, plan: Plan, request: ChatRequest, source: str
     ) -> tuple[Route, StreamChunk | None, AsyncGenerator[StreamChunk, None]]:
         """Start a stream on the first connection that answers; it fails over only until
         the first chunk, which is returned with the rest of the stream."""
-        limited: float | None = None
-        for index, route in enumerate(plan.routes):
-            last = index == len(plan.routes) - 1
-            reservation = await self._reserve(route, request)
-            if isinstance(reservation, float):
-                limited = reservation if limited is None else min(limited, reservation)
-                continue
+        async for route, reservation, last in self._admitted(plan, request):
             chunks = self._stream(route, plan, request, source, reservation, retry=last)
             try:
                 first = await anext(chunks)
@@ -190,6 +178,21 @@ class Gateway:
                     continue
                 raise
             return route, first, chunks
+        raise AssertionError("unreachable: _admitted raises when it runs out")
+
+    async def _admitted(
+        self, plan: Plan, request: ChatRequest
+    ) -> AsyncGenerator[tuple[Route, Reservation | None, bool], None]:
+        """The plan's connections the rate limits admit, in order, each with its reservation
+        and whether it is the last one. When the caller moves past them all, the answer is a
+        429 naming the soonest moment one of them frees up."""
+        limited: float | None = None
+        for index, route in enumerate(plan.routes):
+            reservation = await self._reserve(route, request)
+            if isinstance(reservation, float):
+                limited = reservation if limited is None else min(limited, reservation)
+                continue
+            yield route, reservation, index == len(plan.routes) - 1
         raise _rate_limited(plan, limited)
 
     async def _stream(
