@@ -15,7 +15,7 @@ HELLO = {"messages": [{"role": "user", "content": "Hello"}]}
 def test_metrics_count_gateway_calls_and_show_health(api: httpx.Client, server: Server) -> None:
     with FakeOpenAI(api_key=KEY) as fake:
         body = {
-            "name": "metered",
+            "name": "metrics-probe",
             "connection_type": "openai",
             "base_url": f"{fake.url}/v1",
             "model_name": "fake-model",
@@ -26,13 +26,14 @@ def test_metrics_count_gateway_calls_and_show_health(api: httpx.Client, server: 
         for _ in range(3):
             ok = api.post(
                 "/v1/chat/completions",
-                json={"model": "metered", **HELLO},
+                json={"model": "metrics-probe", **HELLO},
                 headers={"X-UMP-Source": "api"},
             )
             assert ok.status_code == 200
         fake.behaviour = Behaviour.server_error
         assert (
-            api.post("/v1/chat/completions", json={"model": "metered", **HELLO}).status_code == 502
+            api.post("/v1/chat/completions", json={"model": "metrics-probe", **HELLO}).status_code
+            == 502
         )
         api.post(f"/api/connections/{created['id']}/test")  # fails: status error
     response = api.get("/metrics")
@@ -40,15 +41,16 @@ def test_metrics_count_gateway_calls_and_show_health(api: httpx.Client, server: 
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
     assert (
-        'ump_gateway_requests_total{connection="metered",connection_type="openai",'
+        'ump_gateway_requests_total{connection="metrics-probe",connection_type="openai",'
         'outcome="success",source="api"} 3.0'
     ) in text
-    assert 'ump_gateway_errors_total{connection="metered",kind="server_error"} 1.0' in text
-    assert 'ump_gateway_tokens_total{connection="metered",direction="prompt"} 36.0' in text
-    assert 'ump_gateway_request_duration_seconds_count{connection="metered"} 4.0' in text
-    assert 'ump_connection_up{connection="metered",connection_type="openai"} 0.0' in text
+    assert 'ump_gateway_errors_total{connection="metrics-probe",kind="server_error"} 1.0' in text
+    assert 'ump_gateway_tokens_total{connection="metrics-probe",direction="prompt"} 36.0' in text
+    assert 'ump_gateway_request_duration_seconds_count{connection="metrics-probe"} 4.0' in text
+    assert 'ump_connection_up{connection="metrics-probe",connection_type="openai"} 0.0' in text
     assert (
-        'ump_connection_status{connection="metered",connection_type="openai",status="error"} 1.0'
+        'ump_connection_status{connection="metrics-probe",connection_type="openai",'
+        'status="error"} 1.0'
     ) in text
     assert KEY not in text
 
