@@ -6,6 +6,12 @@ instead of stampeding; at most ``UMP_HEALTH_CONCURRENCY`` probes run at once, so
 keeps its share of the loop. A connection the monitor deactivated is re-probed four times less
 often, and comes back by itself only if its ``auto_reactivate`` is set. A probe is ``cheap``
 (list the models: no tokens) unless the connection asks for ``generate`` (a one-token prompt).
+
+Passive checks: when the gateway sees a connection fail ``threshold`` calls in a row
+(``gateway.outliers``), ``suspect`` records that as a check of kind ``passive`` (same state
+machine, thresholds, events and auto-deactivation as a scheduled probe) and sends a ``generate``
+probe at once. Until a generated answer comes back, the connection's probes generate: a model
+list that still answers must not mark healthy a server whose chat calls fail.
 """
 
 from __future__ import annotations
@@ -66,6 +72,8 @@ class HealthMonitor:
         self._due: dict[uuid.UUID, float] = {}
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._suspects: set[uuid.UUID] = set()
+        self._passive: set[asyncio.Task[None]] = set()
         self._pruned_at = float("-inf")
 
     async def start(self) -> None:
@@ -78,7 +86,7 @@ class HealthMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        probes = list(self._running.values())
+        probes = [*self._running.values(), *self._passive]
         for task in probes:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
@@ -137,6 +145,30 @@ class HealthMonitor:
             if pruned:
                 log.info("pruned %d health checks older than %s", pruned, self._retention)
 
+    def suspect(self, connection_id: uuid.UUID, exc: ProviderError) -> None:
+        """The gateway saw ``connection_id`` fail ``threshold`` calls in a row (``exc``, the
+        last): record it and probe with a real prompt at once. Works whether or not the
+        scheduled monitor runs on this replica."""
+        self._suspects.add(connection_id)
+        task = asyncio.create_task(self._after_trip(connection_id, exc), name="passive-check")
+        self._passive.add(task)
+        task.add_done_callback(self._passive.discard)
+
+    async def _after_trip(self, connection_id: uuid.UUID, exc: ProviderError) -> None:
+        try:
+            error = ProviderError(
+                exc.kind,
+                f"{self._tester.thresholds.failures} gateway calls in a row failed; the last: "
+                f"{exc.message}",
+                status=exc.status,
+            )
+            found = Probe(started=utcnow(), latency_ms=0.0, error=error)
+            await self._tester.apply(connection_id, "passive", found, enforce=True)
+            if connection_id not in self._running:  # a probe under way will tell as much
+                self._running[connection_id] = asyncio.create_task(self._probe(connection_id))
+        except Exception:  # a background check must not die silently, nor kill the gateway
+            log.exception("passive health check of %s failed", connection_id)
+
     async def _probe(self, connection_id: uuid.UUID) -> None:
         try:
             await self._probe_now(connection_id)
@@ -153,8 +185,11 @@ class HealthMonitor:
                         connection_id, "scheduled", _unbuildable(exc), enforce=True
                     )
                 return
-            if connection.probe_mode is ProbeMode.generate:
+            generate = connection.probe_mode is ProbeMode.generate
+            if generate or connection_id in self._suspects:
                 found = await probe(target, self._http, "ping", 1, connection.temperature)
+                if found.error is None:
+                    self._suspects.discard(connection_id)
             else:
                 found = await cheap_probe(target, self._http)
             await self._tester.apply(connection_id, "scheduled", found, enforce=True)

@@ -24,6 +24,7 @@ from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.gateway.core import Gateway
 from ump_llm_connections.gateway.directory import Directory
 from ump_llm_connections.gateway.limits import create_limiter
+from ump_llm_connections.gateway.outliers import Outliers
 from ump_llm_connections.gateway.usage import UsageRecorder
 from ump_llm_connections.metrics import Metrics
 from ump_llm_connections.monitor import HealthMonitor
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             interval_s=settings.health_interval_s,
             concurrency=settings.health_concurrency,
             retention=timedelta(days=settings.health_retention_days),
+        )
+        gateway.outliers = Outliers(
+            threshold=settings.health_failure_threshold, on_trip=monitor.suspect
         )
         if settings.health_monitor:
             await monitor.start()

@@ -21,6 +21,7 @@ from datetime import datetime
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.gateway.directory import Directory, Route
 from ump_llm_connections.gateway.limits import Limiter, LimiterUnavailable, Reservation
+from ump_llm_connections.gateway.outliers import Outliers
 from ump_llm_connections.gateway.router import Breaker, Latencies, PoolRoute, Spend, order
 from ump_llm_connections.gateway.usage import UsageEvent, UsageRecorder
 from ump_llm_connections.metrics import Metrics
@@ -80,6 +81,7 @@ class Gateway:
     rng: random.Random = field(default_factory=random.Random)
     metrics: Metrics | None = None
     events: EventBus = field(default_factory=EventBus)
+    outliers: Outliers = field(default_factory=Outliers)
 
     def plan(self, model: str, source: str, key: str | None = None) -> Plan:
         """Which connections may serve ``model`` for this caller, best first."""
@@ -272,6 +274,7 @@ class Gateway:
     ) -> None:
         latency = (time.perf_counter() - clock) * 1000
         self.breaker.success(route.id)
+        self.outliers.success(route.id)
         self.latencies.observe(route.id, ttft if ttft is not None else latency)
         self._record(route, plan, source, started, latency, ttft, usage, None)
 
@@ -289,6 +292,8 @@ class Gateway:
     ) -> None:
         if exc.retryable:
             self.breaker.failure(route.id)
+        if kind is None:  # a client that went away says nothing about the upstream
+            self.outliers.failure(route.id, exc)
         latency = (time.perf_counter() - clock) * 1000
         self._record(route, plan, source, started, latency, ttft, Usage(), kind or exc.kind.value)
 
