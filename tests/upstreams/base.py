@@ -74,6 +74,11 @@ class Reply:
         return [p if i == len(parts) - 1 else p + " " for i, p in enumerate(parts)]
 
 
+# Not echoed, so the credentials sit right after the padding.
+PLAIN_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "user-agent", "content-length", "content-type"}
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -149,7 +154,9 @@ class FakeUpstream:
     ) -> web.StreamResponse | None:
         """The answer for every behaviour that is not about the answer's body, or None."""
         if behaviour is Behaviour.echo_credentials:
-            echoed = "; ".join(f"{k}: {v}" for k, v in request.headers.items())
+            echoed = "; ".join(
+                f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in PLAIN_HEADERS
+            )
             return self.error_response(self.echo_status, "x" * self.echo_padding + " " + echoed)
         if behaviour is Behaviour.huge_body:
             return await self.huge_body(request)
