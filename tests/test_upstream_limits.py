@@ -1,15 +1,22 @@
-"""Bounded upstream reads, adapter by adapter: an answer, an error body, a model list and each
-event of a stream are read up to a limit, and an upstream that sends more gets ``bad_response``
-naming the limit and its setting, not a server that grows without end."""
+"""Bounded upstream reads: an answer, an error body, a model list and each event of a stream are
+read up to a limit, and an upstream that sends more gets ``bad_response`` naming the limit and its
+setting, not a server that grows without end. Adapter by adapter, then through the gateway (a
+502 before the first chunk, an error event after it), then the server's memory under a 200 MB
+answer."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
+import httpx
+import orjson
 import pytest
 
+from tests.conftest import Server, make_database, start_server
 from tests.upstreams.anthropic import FakeAnthropic
 from tests.upstreams.base import Behaviour, FakeUpstream
 from tests.upstreams.google import FakeGemini
@@ -133,3 +140,124 @@ async def test_an_event_past_the_limit_is_bad_response(
     assert error.kind is ErrorKind.bad_response
     assert "an event of the stream" in error.message
     assert f"passed {LIMIT} bytes" in error.message
+
+
+# -- through the server ---------------------------------------------------------------------
+
+CHAT = {"model": "big", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def big(api: httpx.Client) -> Iterator[FakeOpenAI]:
+    """An OpenAI connection named "big" (for /v1) to a fake the test makes hostile."""
+    with FakeOpenAI(api_key=KEY) as running:
+        _connect(api, running)
+        yield running
+
+
+def _connect(client: httpx.Client, fake: FakeOpenAI) -> None:
+    body = {
+        "name": "big",
+        "connection_type": "openai",
+        "base_url": f"{fake.url}/v1",
+        "model_name": "fake-model",
+        "api_key": KEY,
+        "max_retries": 0,
+    }
+    response = client.post("/api/connections", json=body)
+    assert response.status_code == 201, response.text
+    deadline = time.monotonic() + 5
+    while not any(m["id"] == "big" for m in client.get("/v1/models").json()["data"]):
+        assert time.monotonic() < deadline, "the gateway did not see the connection"
+        time.sleep(0.02)
+
+
+def _bad_response(response: httpx.Response) -> None:
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("upstream_error", "bad_response")
+    assert "UMP_MAX_UPSTREAM_BYTES" in error["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_gateway_endless_answer_is_a_502(api: httpx.Client, big: FakeOpenAI, stream: bool) -> None:
+    """Before the first chunk (an endless first line in a stream): a status, not a 500."""
+    big.behaviour = Behaviour.huge_body
+    _bad_response(api.post("/v1/chat/completions", json={**CHAT, "stream": stream}))
+
+
+def test_gateway_huge_event_after_the_first_chunk_ends_with_an_error_event(
+    api: httpx.Client, big: FakeOpenAI
+) -> None:
+    big.behaviour = Behaviour.huge_event
+    response = api.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert response.status_code == 200
+    events = [line[6:] for line in response.text.split("\n\n") if line.startswith("data: ")]
+    assert len(events) == 2, events  # the first chunk, then the error; no [DONE]
+    error = orjson.loads(events[-1])["error"]
+    assert (error["type"], error["code"]) == ("upstream_error", "bad_response")
+    assert "an event of the stream" in error["message"]
+
+
+def test_gateway_passes_an_event_larger_than_aiohttp_lines(
+    api: httpx.Client, big: FakeOpenAI
+) -> None:
+    """A 700 KB event (aiohttp's line reader stops at 512 KiB) is under our limit."""
+    big.reply.text = "word " + "y" * 700_000
+    response = api.post("/v1/chat/completions", json={**CHAT, "stream": True})
+    assert response.status_code == 200
+    assert response.text.endswith("data: [DONE]\n\n")
+    text = "".join(
+        orjson.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in response.text.split("\n\n")
+        if line.startswith("data: {") and orjson.loads(line[6:])["choices"]
+    )
+    assert text == big.reply.text
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+ANSWER_BYTES = 200 * 1024 * 1024
+RSS_SLACK_KB = 20 * 1024
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def lone_server(tmp_path: Path) -> Iterator[Server]:
+    """A server of its own, so nothing else moves its memory (the storage plays no part)."""
+    (db,) = list(make_database("sqlite", tmp_path))
+    running = start_server(db, tmp_path / "data", UMP_HEALTH_MONITOR="false")
+    yield running
+    running.stop()
+
+
+def test_a_200_mb_answer_leaves_the_server_memory_where_it_was(lone_server: Server) -> None:
+    with (
+        FakeOpenAI(api_key=KEY) as fake,
+        httpx.Client(base_url=lone_server.url, timeout=120) as client,
+    ):
+        _connect(client, fake)
+        for stream in (False, True, False, True):  # warm up: ordinary calls
+            assert client.post("/v1/chat/completions", json={**CHAT, "stream": stream}).is_success
+        started = rss_kb(lone_server.process.pid)
+
+        fake.behaviour, fake.body_bytes = Behaviour.long_answer, ANSWER_BYTES
+        _bad_response(client.post("/v1/chat/completions", json=CHAT))
+        after_plain = rss_kb(lone_server.process.pid)
+
+        received = 0
+        with client.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as r:
+            assert r.status_code == 200
+            for piece in r.iter_bytes():
+                received += len(piece)
+        assert received > ANSWER_BYTES  # it all went through
+        after_stream = rss_kb(lone_server.process.pid)
+
+    grown = {"plain": after_plain - started, "stream": after_stream - started}
+    assert max(grown.values()) < RSS_SLACK_KB, f"RSS grew by {grown} KB from {started} KB"
