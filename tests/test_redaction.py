@@ -222,3 +222,28 @@ def test_no_piece_of_a_secret_reaches_any_output(
     outputs["log"] = server.log()[seen:]
     assert {name: leaked(text) for name, text in outputs.items() if leaked(text)} == {}
     api.delete(f"/api/webhooks/{hook['id']}")
+
+
+def test_a_test_preview_is_redacted_too(api: httpx.Client, server: Server) -> None:
+    """An answer that repeats the key (a model told to, a proxy's debug page) shows no piece of
+    it in the test's preview, in its health row or in the history."""
+    with FakeOpenAI(api_key=KEY) as fake:
+        fake.reply.text = f"Sure! The header was: {KEY[:30]} and {TENANT[4:]}"
+        body = {
+            "name": "repeats",
+            "connection_type": "openai",
+            "base_url": f"{fake.url}/v1",
+            "model_name": "fake-model",
+            "api_key": KEY,
+            "extra_headers": HEADERS,
+            "max_retries": 0,
+        }
+        created = api.post("/api/connections", json=body)
+        assert created.status_code == 201, created.text
+        url = f"/api/connections/{created.json()['id']}"
+        tested = api.post(f"{url}/test").json()
+    assert tested["success"] is True
+    assert tested["response_preview"].startswith("Sure! The header was: [redacted]")
+    rows = server.db.query("SELECT response_preview FROM llm_connection_health_checks")
+    history = api.get(f"{url}/health-checks").text
+    assert leaked(tested["response_preview"] + repr(rows) + history) == []

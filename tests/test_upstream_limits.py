@@ -22,6 +22,7 @@ from tests.upstreams.base import Behaviour, FakeUpstream
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
+from ump_llm_connections.health import probe
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -261,3 +262,15 @@ def test_a_200_mb_answer_leaves_the_server_memory_where_it_was(lone_server: Serv
 
     grown = {"plain": after_plain - started, "stream": after_stream - started}
     assert max(grown.values()) < RSS_SLACK_KB, f"RSS grew by {grown} KB from {started} KB"
+
+
+async def test_a_test_probe_reads_no_more_than_the_limit(http: aiohttp.ClientSession) -> None:
+    """A test keeps only the start of the answer for its preview, and stops an answer that
+    runs past the limit (each of its events being small)."""
+    with FakeOpenAI(api_key=KEY) as fake:
+        fake.behaviour, fake.body_bytes = Behaviour.long_answer, 4 * LIMIT
+        target = Target("openai", f"{fake.url}/v1", "fake-model", KEY, max_response_bytes=LIMIT)
+        found = await probe(target, http, "hi", 5, None)
+    assert found.error is not None
+    assert found.error.kind is ErrorKind.bad_response
+    assert f"passed {LIMIT} bytes" in found.error.message
