@@ -8,6 +8,7 @@ status (``active`` or ``error``), ``last_error``, ``consecutive_failures`` and `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -98,16 +99,17 @@ async def probe(
     size = 0  # of the answer so far: a test reads no more than the gateway would
     start = time.perf_counter()
     try:
-        async for chunk in adapter.stream(request):
-            if found.ttft_ms is None and (chunk.text or chunk.tool_calls):
-                found.ttft_ms = (time.perf_counter() - start) * 1000
-            if size < PREVIEW_SCAN_CHARS:
-                parts.append(chunk.text)
-            size += len(chunk.text)
-            if size > target.max_response_bytes:
-                raise adapter.too_large("the answer")
-            if chunk.usage is not None:
-                found.usage = chunk.usage
+        async with contextlib.aclosing(adapter.stream(request)) as chunks:
+            async for chunk in chunks:
+                if found.ttft_ms is None and (chunk.text or chunk.tool_calls):
+                    found.ttft_ms = (time.perf_counter() - start) * 1000
+                if size < PREVIEW_SCAN_CHARS:
+                    parts.append(chunk.text)
+                size += len(chunk.text)
+                if size > target.max_response_bytes:
+                    raise adapter.too_large("the answer")
+                if chunk.usage is not None:
+                    found.usage = chunk.usage
     except ProviderError as exc:
         found.error = exc
     found.latency_ms = (time.perf_counter() - start) * 1000

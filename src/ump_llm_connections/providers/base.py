@@ -30,7 +30,7 @@ import asyncio
 import enum
 import random
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -308,7 +308,7 @@ class Adapter(ABC):
 
     async def stream(
         self, request: ChatRequest, *, retry: bool = True
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Stream an answer. Retries happen only before the first chunk reached the caller."""
         call = self.chat_call(request, stream=True)
         timeout = self._stream_timeout
