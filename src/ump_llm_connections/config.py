@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8002, ge=1, le=65535)
     log_level: str = "info"
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upstream_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     redis_url: str | None = Field(default=None, repr=False)
     redis_prefix: str = "ump:limits"
     health_monitor: bool = True

@@ -8,6 +8,7 @@ status (``active`` or ``error``), ``last_error``, ``consecutive_failures`` and `
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -39,7 +40,8 @@ from ump_llm_connections.providers.base import (
     Target,
     Usage,
 )
-from ump_llm_connections.registry import Registry, unsaved_target
+from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.registry import Registry
 from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.tables import HealthCheckRow, utcnow
@@ -47,6 +49,7 @@ from ump_llm_connections.store.tables import HealthCheckRow, utcnow
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 200
+PREVIEW_SCAN_CHARS = 4096  # of an answer kept to build the preview from (redacted, then cut)
 MAX_HISTORY_PAGE = 500
 
 
@@ -57,7 +60,7 @@ class Probe:
     started: datetime
     latency_ms: float
     ttft_ms: float | None = None
-    text: str = ""
+    text: str = ""  # the start of the answer, redacted
     usage: Usage = field(default_factory=Usage)
     error: ProviderError | None = None
     unbuildable: bool = False  # no request was sent: our configuration, not the upstream
@@ -91,19 +94,26 @@ async def probe(
         messages=[Message("user", prompt)], max_tokens=max_tokens, temperature=temperature
     )
     found = Probe(started=utcnow(), latency_ms=0.0)
+    adapter = adapter_for(target, http)
     parts: list[str] = []
+    size = 0  # of the answer so far: a test reads no more than the gateway would
     start = time.perf_counter()
     try:
-        async for chunk in adapter_for(target, http).stream(request):
-            if found.ttft_ms is None and (chunk.text or chunk.tool_calls):
-                found.ttft_ms = (time.perf_counter() - start) * 1000
-            parts.append(chunk.text)
-            if chunk.usage is not None:
-                found.usage = chunk.usage
+        async with contextlib.aclosing(adapter.stream(request)) as chunks:
+            async for chunk in chunks:
+                if found.ttft_ms is None and (chunk.text or chunk.tool_calls):
+                    found.ttft_ms = (time.perf_counter() - start) * 1000
+                if size < PREVIEW_SCAN_CHARS:
+                    parts.append(chunk.text)
+                size += len(chunk.text)
+                if size > target.max_response_bytes:
+                    raise adapter.too_large("the answer")
+                if chunk.usage is not None:
+                    found.usage = chunk.usage
     except ProviderError as exc:
         found.error = exc
     found.latency_ms = (time.perf_counter() - start) * 1000
-    found.text = "".join(parts)
+    found.text = redact("".join(parts)[:PREVIEW_SCAN_CHARS], target.secrets())
     return found
 
 
@@ -270,7 +280,11 @@ class ConnectionTester:
     async def test_unsaved(self, request: UnsavedTestRequest) -> TestResult:
         data = request.connection
         found = await probe(
-            unsaved_target(data), self._http, request.prompt, request.max_tokens, data.temperature
+            self._registry.unsaved_target(data),
+            self._http,
+            request.prompt,
+            request.max_tokens,
+            data.temperature,
         )
         return found.result(None)
 

@@ -31,7 +31,7 @@ from ump_llm_connections.domain import (
 )
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
-from ump_llm_connections.providers.base import Target
+from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
 from ump_llm_connections.secrets import KeyBox
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.tables import ConnectionRow
@@ -47,11 +47,17 @@ MAX_PAGE = 1000
 
 class Registry:
     def __init__(
-        self, store: ConnectionStore, keys: KeyBox | None, events: EventBus | None = None
+        self,
+        store: ConnectionStore,
+        keys: KeyBox | None,
+        events: EventBus | None = None,
+        *,
+        max_upstream_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._store = store
         self._keys = keys
         self._events = events or EventBus()
+        self._max_upstream_bytes = max_upstream_bytes  # what its targets may read of an answer
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -194,7 +200,11 @@ class Registry:
             if self._keys is None:
                 raise ConfigurationError("no server key is loaded: API keys cannot be read")
             key = self._keys.decrypt(row.api_key_encrypted, context=str(row.id))
-        return _target(row, key)
+        return _target(row, key, self._max_upstream_bytes)
+
+    def unsaved_target(self, data: ConnectionCreate) -> Target:
+        """Where to reach a configuration that is not saved (the Add dialog's test)."""
+        return _target(data, data.api_key, self._max_upstream_bytes)
 
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
         """Every connection with its target: what the gateway's in-memory directory holds.
@@ -266,12 +276,7 @@ def event_data(c: ConnectionRead) -> dict[str, Any]:
     }
 
 
-def unsaved_target(data: ConnectionCreate) -> Target:
-    """Where to reach a configuration that is not saved (the Add dialog's test)."""
-    return _target(data, data.api_key)
-
-
-def _target(source: ConnectionRow | ConnectionCreate, key: str | None) -> Target:
+def _target(source: ConnectionRow | ConnectionCreate, key: str | None, limit: int) -> Target:
     return Target(
         api_format=str(source.api_format),
         base_url=str(source.base_url),
@@ -283,6 +288,7 @@ def _target(source: ConnectionRow | ConnectionCreate, key: str | None) -> Target
         api_version=source.api_version,
         deployment=source.deployment,
         extra_headers=dict(source.extra_headers or {}),
+        max_response_bytes=limit,
     )
 
 

@@ -33,6 +33,12 @@ class Behaviour(enum.StrEnum):
     hang = "hang"  # never answers
     malformed = "malformed"  # 200 whose body (or first stream event) is not valid JSON
     cut_stream = "cut_stream"  # some of the answer, then the connection closes mid-way
+    # Hostile ones (any fake, any route):
+    huge_body = "huge_body"  # `huge_status` whose body is `body_bytes` (None: endless), one line
+    echo_credentials = "echo_credentials"  # `echo_status` error echoing every request header
+    # FakeOpenAI's chat only:
+    huge_event = "huge_event"  # one normal stream event, then one of `body_bytes`
+    long_answer = "long_answer"  # a valid answer of `body_bytes` of text, never held whole
 
 
 @dataclass
@@ -68,6 +74,11 @@ class Reply:
         return [p if i == len(parts) - 1 else p + " " for i, p in enumerate(parts)]
 
 
+# Not echoed, so the credentials sit right after the padding.
+PLAIN_HEADERS = frozenset(
+    {"host", "accept", "accept-encoding", "user-agent", "content-length", "content-type"}
+)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -89,6 +100,10 @@ class FakeUpstream:
         self.behaviour = Behaviour.normal
         self.script: list[Behaviour] = []
         self.reply = Reply()
+        self.body_bytes: int | None = None  # huge_body, huge_event, long_answer
+        self.huge_status = 200  # huge_body
+        self.echo_status = 401  # echo_credentials
+        self.echo_padding = 261  # echo_credentials: this many "x" before the echoed headers
         self.requests: list[Recorded] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,6 +153,13 @@ class FakeUpstream:
         self, request: web.Request, behaviour: Behaviour, model: str | None
     ) -> web.StreamResponse | None:
         """The answer for every behaviour that is not about the answer's body, or None."""
+        if behaviour is Behaviour.echo_credentials:
+            echoed = "; ".join(
+                f"{k}: {v}" for k, v in request.headers.items() if k.lower() not in PLAIN_HEADERS
+            )
+            return self.error_response(self.echo_status, "x" * self.echo_padding + " " + echoed)
+        if behaviour is Behaviour.huge_body:
+            return await self.huge_body(request)
         if self.api_key is not None and not self.authorized(request):
             return self.error_response(401, "Invalid API key provided.")
         if behaviour is Behaviour.unauthorized:
@@ -168,6 +190,15 @@ class FakeUpstream:
         transport = request.transport
         if transport is not None:
             transport.close()
+        return response
+
+    async def huge_body(self, request: web.Request) -> web.StreamResponse:
+        """``body_bytes`` (or endless) bytes without a newline, written as they are made."""
+        response = web.StreamResponse(
+            status=self.huge_status, headers={"Content-Type": "text/event-stream"}
+        )
+        await response.prepare(request)
+        await stream_bytes(response, b"data: ", b"x", self.body_bytes)
         return response
 
     @staticmethod
@@ -229,3 +260,23 @@ class SSE:
             payload = payload.encode()
         head = f"event: {event}\n".encode() if event else b""
         await self.response.write(head + b"data: " + payload + b"\n\n")
+
+
+PIECE = 64 * 1024
+
+
+async def stream_bytes(
+    response: web.StreamResponse, head: bytes, fill: bytes, size: int | None, tail: bytes = b""
+) -> None:
+    """Write ``head``, ``size`` bytes of ``fill`` (endless if None) and ``tail``, a piece at a
+    time: the fake never holds a large body."""
+    await response.write(head)
+    piece = fill * (PIECE // len(fill))
+    left = size
+    while left is None or left > 0:
+        chunk = piece if left is None or left >= len(piece) else piece[:left]
+        await response.write(chunk)
+        if left is not None:
+            left -= len(chunk)
+    if tail:
+        await response.write(tail)

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.upstreams.base import SSE, Behaviour, FakeUpstream
+from tests.upstreams.base import PIECE, SSE, Behaviour, FakeUpstream, stream_bytes
 
 ERROR_CODES = {
     400: ("invalid_request_error", None),
@@ -72,6 +72,8 @@ class FakeOpenAI(FakeUpstream):
             return refused
         if behaviour is Behaviour.malformed and not body.get("stream"):
             return self.malformed()
+        if behaviour is Behaviour.long_answer and not body.get("stream"):
+            return await self._long_answer(request, str(model))
         tool = self.reply.tool_call if body.get("tools") else None
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -102,6 +104,16 @@ class FakeOpenAI(FakeUpstream):
         if self.reply.report_usage:
             answer["usage"] = self._usage()
         return self.json(answer)
+
+    async def _long_answer(self, request: web.Request, model: str) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        head = {"id": "chatcmpl-fake", "object": "chat.completion", "model": model}
+        start = orjson.dumps(head)[:-1] + b', "choices": [{"index": 0, "message": {"role": '
+        start += b'"assistant", "content": "'
+        end = b'"}, "finish_reason": "stop"}]}'
+        await stream_bytes(response, start, b"x", self.body_bytes, end)
+        return response
 
     def _usage(self) -> dict[str, int]:
         r = self.reply
@@ -149,6 +161,13 @@ class FakeOpenAI(FakeUpstream):
             await sse.send(b'{"id": "chatcmpl-fake", "choices": [')
             return sse.response
         await sse.send(chunk({"role": "assistant", "content": ""}))
+        if behaviour is Behaviour.huge_event:
+            await stream_bytes(sse.response, b"data: ", b"x", self.body_bytes, b"\n\n")
+            return sse.response
+        if behaviour is Behaviour.long_answer:
+            event = orjson.dumps(chunk({"content": "x" * PIECE}))
+            for _ in range((self.body_bytes or 0) // PIECE):
+                await sse.send(event)
         if tool:
             call = self.reply.tool_call
             assert call is not None

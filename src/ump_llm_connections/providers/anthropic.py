@@ -96,7 +96,7 @@ class AnthropicAdapter(Adapter):
     async def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
         prompt_tokens: int | None = None
         tool_index: dict[int, int] = {}  # content block index → tool call index
-        async for event, data in sse_events(response):
+        async for event, data in sse_events(response, self.target.max_response_bytes):
             body = orjson.loads(data)
             kind = body.get("type", event)
             if kind == "message_start":
@@ -133,7 +133,8 @@ class AnthropicAdapter(Adapter):
                 overloaded = error.get("type") in ("overloaded_error", "api_error")
                 raise self._error(
                     ErrorKind.server_error if overloaded else ErrorKind.bad_response,
-                    f"{self.target.host} failed mid-stream ({error.get('message', 'error')})",
+                    f"{self.target.host} failed mid-stream "
+                    f"({self.detail(str(error.get('message', 'error')))})",
                 )
         raise self.incomplete()
 

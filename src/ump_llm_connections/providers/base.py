@@ -16,7 +16,12 @@ classification for all of them. Failures are one exception type with a kind:
 
 ``rate_limited``, ``timeout``, ``unreachable`` and ``server_error`` are retried (exponential
 backoff with jitter, Retry-After honoured), up to the connection's ``max_retries``; a stream only
-until its first chunk. The API key is scrubbed from every message.
+until its first chunk. Every message is redacted (``redact.py``): no secret of the connection, nor
+any piece of one, nor any credential an upstream echoes, reaches it.
+
+No upstream read is unbounded: an answer (and each event of a stream) may hold at most the
+target's ``max_response_bytes`` (``UMP_MAX_UPSTREAM_BYTES``), an error body ``ERROR_BODY_BYTES``;
+past that the read stops with ``bad_response``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import asyncio
 import enum
 import random
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,6 +40,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.providers.redact import redact
+
 T = TypeVar("T")
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -42,6 +49,10 @@ Role = Literal["system", "user", "assistant", "tool"]
 MAX_RETRY_AFTER_S = 30.0  # a longer wait is handed to the caller instead of slept through
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 8.0
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+ERROR_BODY_BYTES = 64 * 1024  # an error body past this is not read: its status says enough
+DETAIL_CHARS = 300  # of the upstream's own words, in a message
+LIMIT_SETTING = "UMP_MAX_UPSTREAM_BYTES"
 
 
 class ErrorKind(enum.StrEnum):
@@ -190,6 +201,14 @@ class Target:
     api_version: str | None = None
     deployment: str | None = None
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def secrets(self) -> list[str]:
+        """What must never appear in a message: the key and every extra header's value."""
+        found = [value for value in self.extra_headers.values() if value]
+        if self.api_key:
+            found.append(self.api_key)
+        return found
 
     @property
     def host(self) -> str:
@@ -217,6 +236,10 @@ def create_http_session() -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=None),
         auto_decompress=True,
     )
+
+
+class BodyTooLarge(Exception):
+    """An upstream body (or one event of a stream) passed the most we read."""
 
 
 class Adapter(ABC):
@@ -285,7 +308,7 @@ class Adapter(ABC):
 
     async def stream(
         self, request: ChatRequest, *, retry: bool = True
-    ) -> AsyncIterator[StreamChunk]:
+    ) -> AsyncGenerator[StreamChunk, None]:
         """Stream an answer. Retries happen only before the first chunk reached the caller."""
         call = self.chat_call(request, stream=True)
         timeout = self._stream_timeout
@@ -303,6 +326,8 @@ class Adapter(ABC):
             try:
                 async for chunk in self.parse_stream(response):
                     yield chunk
+            except BodyTooLarge:
+                raise self.too_large("an event of the stream") from None
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 raise self._timeout_error() from None
             except (orjson.JSONDecodeError, UnicodeDecodeError):
@@ -340,7 +365,9 @@ class Adapter(ABC):
         timeout = self._timeout
         try:
             async with await self._open(call, timeout) as response:
-                raw = await response.read()
+                raw = await read_limited(response, self.target.max_response_bytes)
+        except BodyTooLarge:
+            raise self.too_large("the answer") from None
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise self._timeout_error() from None
         except aiohttp.ClientError as exc:
@@ -391,9 +418,9 @@ class Adapter(ABC):
         if response.status < 300:
             return response
         try:
-            raw = await response.read()
-        except (TimeoutError, aiohttp.ClientError):
-            raw = b""
+            raw = await read_limited(response, ERROR_BODY_BYTES)
+        except (TimeoutError, aiohttp.ClientError, BodyTooLarge):
+            raw = b""  # the rest is discarded: the connection closes rather than drain it
         finally:
             response.release()
         raise self._http_error(response.status, raw, response.headers)
@@ -419,7 +446,7 @@ class Adapter(ABC):
         else:
             kind, text = ErrorKind.bad_request, f"{status} from {host}: the request was refused"
         if detail:
-            text += f" ({detail[:300]})"
+            text += f" ({self.detail(detail)})"
         retry_after = _retry_after(headers.get("Retry-After")) if status == 429 else None
         return self._error(kind, text, status=status, retry_after=retry_after)
 
@@ -427,6 +454,14 @@ class Adapter(ABC):
         return self._error(
             ErrorKind.timeout,
             f"no answer from {self.target.host} within {self.target.timeout:g} s",
+        )
+
+    def too_large(self, what: str) -> ProviderError:
+        limit = self.target.max_response_bytes
+        return self._error(
+            ErrorKind.bad_response,
+            f"{what} from {self.target.host} passed {limit} bytes, the most this server reads "
+            f"from an upstream ({LIMIT_SETTING})",
         )
 
     def _cut_error(self, exc: BaseException) -> ProviderError:
@@ -441,6 +476,11 @@ class Adapter(ABC):
             ErrorKind.bad_response, f"the stream from {self.target.host} ended before the answer"
         )
 
+    def detail(self, text: str) -> str:
+        """The upstream's own words, fit for a message: redacted first, then shortened (a cut
+        made first could split a secret so that it no longer matches)."""
+        return redact(text[: DETAIL_CHARS * 16], self.target.secrets())[:DETAIL_CHARS]
+
     def _error(
         self,
         kind: ErrorKind,
@@ -449,9 +489,7 @@ class Adapter(ABC):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> ProviderError:
-        key = self.target.api_key
-        if key and key in message:
-            message = message.replace(key, "[redacted]")
+        message = redact(message, self.target.secrets())
         return ProviderError(kind, message, status=status, retry_after=retry_after)
 
 
@@ -470,17 +508,65 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str | None, str]]:
-    """Server-sent events as (event name, data) pairs."""
+async def read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body; ``BodyTooLarge`` as soon as it passes ``limit`` bytes (none held past)."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
+    content = response.content
+    while chunk := await content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def lines(response: aiohttp.ClientResponse, limit: int) -> AsyncIterator[bytes]:
+    """The body's lines without their ``\\n``; ``BodyTooLarge`` for one past ``limit`` bytes."""
+    content = response.content
+    head: list[bytes] = []  # the start of a line that has not ended yet
+    size = 0
+    while chunk := await content.readany():
+        found = chunk.split(b"\n")
+        rest = found.pop()
+        if found:
+            if head:
+                head.append(found[0])
+                found[0] = b"".join(head)
+                head, size = [], 0
+            for line in found:
+                if len(line) > limit:
+                    raise BodyTooLarge
+                yield line
+        if rest:
+            size += len(rest)
+            if size > limit:
+                raise BodyTooLarge
+            head.append(rest)
+    if head:
+        yield b"".join(head)
+
+
+async def sse_events(
+    response: aiohttp.ClientResponse, limit: int
+) -> AsyncIterator[tuple[str | None, str]]:
+    """Server-sent events as (event name, data) pairs; none larger than ``limit`` bytes."""
     event: str | None = None
     data: list[str] = []
-    async for raw in response.content:
-        line = raw.decode("utf-8").rstrip("\r\n")
+    size = 0
+    async for raw in lines(response, limit):
+        line = raw.decode("utf-8").removesuffix("\r")
         if not line:
             if data:
                 yield event, "\n".join(data)
-            event, data = None, []
+            event, data, size = None, [], 0
         elif line.startswith("data:"):
+            size += len(line)
+            if size > limit:  # one event of many data lines
+                raise BodyTooLarge
             data.append(line[5:].removeprefix(" "))
         elif line.startswith("event:"):
             event = line[6:].strip()
@@ -488,8 +574,8 @@ async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[st
         yield event, "\n".join(data)
 
 
-async def ndjson_lines(response: aiohttp.ClientResponse) -> AsyncIterator[Any]:
-    """One parsed JSON value per non-empty line."""
-    async for raw in response.content:
+async def ndjson_lines(response: aiohttp.ClientResponse, limit: int) -> AsyncIterator[Any]:
+    """One parsed JSON value per non-empty line; none larger than ``limit`` bytes."""
+    async for raw in lines(response, limit):
         if raw.strip():
             yield orjson.loads(raw)

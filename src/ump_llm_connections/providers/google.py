@@ -102,7 +102,7 @@ class GoogleAdapter(Adapter):
     async def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
         calls = 0
         finished = False
-        async for _event, data in sse_events(response):
+        async for _event, data in sse_events(response, self.target.max_response_bytes):
             body = orjson.loads(data)
             if "error" in body:
                 raise self._http_error(int(body["error"].get("code") or 500), data.encode(), {})

@@ -78,7 +78,7 @@ class OllamaAdapter(Adapter):
 
     async def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
         calls = 0
-        async for line in ndjson_lines(response):
+        async for line in ndjson_lines(response, self.target.max_response_bytes):
             if "error" in line:
                 raise self._http_error(500, orjson.dumps(line), {})
             message = line.get("message") or {}

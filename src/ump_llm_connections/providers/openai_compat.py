@@ -110,7 +110,7 @@ class OpenAICompatAdapter(Adapter):
         )
 
     async def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
-        async for _event, data in sse_events(response):
+        async for _event, data in sse_events(response, self.target.max_response_bytes):
             if data == "[DONE]":
                 return
             body = orjson.loads(data)
