@@ -4,6 +4,7 @@ folding, enforced by the database on both backends, with names that can always b
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Iterator
 from typing import Any
@@ -226,3 +227,16 @@ def test_the_database_refuses_a_second_holder_of_a_name(api: httpx.Client, serve
             f"INSERT INTO llm_names (name_key, connection_id) VALUES ('held', '{hex_id}')"
         )
     assert api.get("/api/connections/held").json()["id"] == created["id"]
+
+
+def test_the_ascii_fast_path_folds_as_unicode_does() -> None:
+    """``name_key`` skips normalisation for ASCII: it must give what the full rule gives."""
+
+    def full(text: str) -> str:
+        nfkc = unicodedata.normalize("NFKC", text)
+        return unicodedata.normalize("NFKC", nfkc.casefold()).strip()
+
+    ascii_text = "".join(chr(c) for c in range(128))
+    assert name_key(ascii_text) == full(ascii_text)
+    assert name_key(f"  {ascii_text}\t") == full(f"  {ascii_text}\t")
+    assert name_key("ǅemal") == name_key("DŽEMAL") == "džemal"
