@@ -113,6 +113,7 @@ def test_lookups_by_name_find_the_right_one_through_the_gateway(
         fullwidth("abcdef1234567890" * 2),  # a UUID once folded
         "   ",
         "x" * 201,
+        "\ufdfa" * 30,  # 30 characters, 540 once NFKC expands each ligature
     ],
 )
 def test_names_that_could_not_be_looked_up_are_refused(api: httpx.Client, name: str) -> None:
