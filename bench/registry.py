@@ -21,15 +21,16 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import Database, make_database, start_server
 
-from ump_llm_connections.domain import ConnectionType
+from ump_llm_connections.domain import ConnectionType, name_key
 from ump_llm_connections.store.engine import create_engine
 from ump_llm_connections.store.migrate import upgrade
-from ump_llm_connections.store.tables import ConnectionRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, NameRow, utcnow
 
 TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
 
@@ -40,7 +41,6 @@ async def seed(db: Database, rows: int) -> list[str]:
     rng = random.Random(7)
     types = list(ConnectionType)
     ids: list[str] = []
-    table = insert(ConnectionRow)
     now = utcnow()
     batch: list[dict[str, object]] = []
     async with engine.begin() as conn:
@@ -74,10 +74,9 @@ async def seed(db: Database, rows: int) -> list[str]:
                 }
             )
             if len(batch) == 5000:
-                await conn.execute(table, batch)
-                batch.clear()
+                await _insert(conn, batch)
         if batch:
-            await conn.execute(table, batch)
+            await _insert(conn, batch)
     # What autovacuum would have done on a live database: statistics and the visibility map.
     async with engine.connect() as conn:
         auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
@@ -85,6 +84,14 @@ async def seed(db: Database, rows: int) -> list[str]:
         await auto.exec_driver_sql("ANALYZE")
     await engine.dispose()
     return ids
+
+
+async def _insert(conn: AsyncConnection, batch: list[dict[str, object]]) -> None:
+    """Connections and the names they hold (``llm_names``), as the registry writes them."""
+    await conn.execute(insert(ConnectionRow), batch)
+    names = [{"name_key": name_key(str(r["name"])), "connection_id": r["id"]} for r in batch]
+    await conn.execute(insert(NameRow), names)
+    batch.clear()
 
 
 def timed(client: httpx.Client, paths: list[str]) -> list[float]:

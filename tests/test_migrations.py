@@ -1,18 +1,25 @@
-"""The Alembic migrations, on both backends: the guide's three tables and their indexes."""
+"""The Alembic migrations, on both backends: the tables, their indexes, and data carried over."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
+import sqlalchemy as sa
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.conftest import Database
+from ump_llm_connections.domain import name_key
 from ump_llm_connections.store import migrate
 from ump_llm_connections.store.engine import create_engine
-from ump_llm_connections.store.tables import Base
+from ump_llm_connections.store.tables import Base, JsonDoc
 
 TABLES = {
     "llm_connections",
@@ -22,6 +29,7 @@ TABLES = {
     "llm_pool_members",
     "llm_webhooks",
     "llm_webhook_deliveries",
+    "llm_names",
 }
 
 
@@ -71,7 +79,6 @@ def test_upgrade_creates_the_schema_the_code_uses(fresh_database: Database) -> N
         assert columns[table] == set(Base.metadata.tables[table].columns.keys()), table
     assert "api_key" not in columns["llm_connections"]
     expected = {
-        "uq_llm_connections_owner_name",
         "ix_llm_connections_type_active",
         "ix_llm_connections_livekit",
         "ix_llm_connections_mcp",
@@ -84,11 +91,9 @@ def test_upgrade_creates_the_schema_the_code_uses(fresh_database: Database) -> N
     assert expected <= indexes["llm_connections"]
     assert "ix_llm_connection_usage_conn_time" in indexes["llm_connection_usage"]
     assert "ix_llm_connection_health_checks_conn_time" in indexes["llm_connection_health_checks"]
-    if fresh_database.backend == "postgresql":  # the unique name index really is unique
-        (definition,) = fresh_database.query(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'uq_llm_connections_owner_name'"
-        )[0]
-        assert "UNIQUE" in definition and "lower" in definition
+    # Names are unique through llm_names alone; the per-owner lower() indexes are gone.
+    assert "uq_llm_connections_owner_name" not in indexes["llm_connections"]
+    assert "uq_llm_pools_name" not in indexes.get("llm_pools", set())
 
 
 def test_upgrade_is_idempotent_and_downgrade_removes_everything(fresh_database: Database) -> None:
@@ -122,3 +127,152 @@ def test_a_server_at_head_does_not_load_alembic(fresh_database: Database) -> Non
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "False"
+
+
+CONNECTIONS = sa.table(
+    "llm_connections",
+    *(
+        sa.column(name, type_)
+        for name, type_ in (
+            ("id", sa.Uuid()),
+            ("name", sa.String()),
+            ("owner", sa.String()),
+            ("description", sa.Text()),
+            ("connection_type", sa.String()),
+            ("api_format", sa.String()),
+            ("base_url", sa.String()),
+            ("model_name", sa.String()),
+            ("extra_headers", JsonDoc),
+            ("timeout", sa.Float()),
+            ("max_retries", sa.Integer()),
+            ("use_in_livekit", sa.Boolean()),
+            ("use_in_mcp", sa.Boolean()),
+            ("use_in_automation", sa.Boolean()),
+            ("is_active", sa.Boolean()),
+            ("status", sa.String()),
+            ("consecutive_failures", sa.Integer()),
+            ("tags", JsonDoc),
+            ("priority", sa.Integer()),
+            ("weight", sa.Integer()),
+            ("created_at", sa.DateTime(timezone=True)),
+            ("updated_at", sa.DateTime(timezone=True)),
+        )
+    ),
+)
+POOLS = sa.table(
+    "llm_pools",
+    *(
+        sa.column(name, type_)
+        for name, type_ in (
+            ("id", sa.Uuid()),
+            ("name", sa.String()),
+            ("description", sa.Text()),
+            ("strategy", sa.String()),
+            ("created_at", sa.DateTime(timezone=True)),
+            ("updated_at", sa.DateTime(timezone=True)),
+        )
+    ),
+)
+
+
+def _connection(name: str, owner: str | None, created: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "name": name,
+        "owner": owner,
+        "description": "",
+        "connection_type": "local",
+        "api_format": "ollama",
+        "base_url": "http://localhost:11434",
+        "model_name": "m",
+        "extra_headers": {},
+        "timeout": 60.0,
+        "max_retries": 2,
+        "use_in_livekit": False,
+        "use_in_mcp": False,
+        "use_in_automation": False,
+        "is_active": True,
+        "status": "unknown",
+        "consecutive_failures": 0,
+        "tags": [],
+        "priority": 0,
+        "weight": 1,
+        "created_at": created,
+        "updated_at": created,
+    }
+
+
+async def _insert_at_0004(
+    db: Database, connections: list[dict[str, Any]], pools: list[dict[str, Any]]
+) -> None:
+    engine = create_engine(db.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(CONNECTIONS.insert(), connections)
+            await conn.execute(POOLS.insert(), pools)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_from_0004_gives_every_name_one_key_and_renames_clashes(
+    fresh_database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows from before 0005 that clash (across owners, by Unicode case, a pool and a connection)
+    or look like an id: the oldest keeps the name, later ones are renamed, and it says so."""
+    asyncio.run(_migrate(fresh_database, "upgrade", "0004"))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    lookalike = str(uuid.uuid4())
+    rows = [
+        _connection("Prod", None, t0),
+        _connection("PROD", "bob", t0 + timedelta(days=1)),  # the fault: both existed
+        _connection("Модель", None, t0 + timedelta(days=2)),
+        _connection("модель", "bob", t0 + timedelta(days=3)),
+        _connection("fast", None, t0 + timedelta(days=5)),
+        _connection(lookalike, None, t0),
+        _connection("meta/llama", None, t0),  # kept: refused for new names only
+        _connection("Plain", None, t0),
+    ]
+    pools = [
+        {
+            "id": uuid.uuid4(),
+            "name": "Fast",  # older than the connection "fast"
+            "description": "",
+            "strategy": "priority",
+            "created_at": t0 + timedelta(days=4),
+            "updated_at": t0 + timedelta(days=4),
+        }
+    ]
+    asyncio.run(_insert_at_0004(fresh_database, rows, pools))
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(_migrate(fresh_database, "upgrade", "head"))
+
+    def renamed(row: dict[str, Any]) -> str:
+        return f"{row['name']} ~{row['id'].hex[:8]}"
+
+    expected = {
+        "Prod": "Prod",
+        "PROD": renamed(rows[1]),
+        "Модель": "Модель",
+        "модель": renamed(rows[3]),
+        "fast": renamed(rows[4]),
+        lookalike: renamed(rows[5]),
+        "meta/llama": "meta/llama",
+        "Plain": "Plain",
+    }
+    names = dict(fresh_database.query("SELECT id, name FROM llm_connections"))
+    by_id = {_id(fresh_database, row["id"]): row["name"] for row in rows}
+    assert {by_id[i]: name for i, name in names.items()} == expected
+    assert fresh_database.query("SELECT name FROM llm_pools") == [("Fast",)]
+    keys = fresh_database.query("SELECT name_key FROM llm_names")
+    assert sorted(k for (k,) in keys) == sorted([name_key(n) for n in expected.values()] + ["fast"])
+    logged = caplog.text
+    for row in (rows[1], rows[3], rows[4], rows[5]):
+        assert renamed(row) in logged
+    assert "meta/llama" in logged  # listed as a name to rename by hand
+    asyncio.run(_migrate(fresh_database, "downgrade", "0004"))  # and back, with the data
+    assert len(fresh_database.query("SELECT id FROM llm_connections")) == len(rows)
+
+
+def _id(db: Database, value: uuid.UUID) -> Any:
+    """How the backend hands an id back: SQLite stores 32 hex digits, PostgreSQL a uuid."""
+    return value.hex if db.backend == "sqlite" else value

@@ -6,6 +6,7 @@ Only pydantic here: no database, no HTTP.
 from __future__ import annotations
 
 import enum
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -144,8 +145,67 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
+# Literal path segments under /api/connections and /api/pools (tests/test_names.py holds this
+# to the app's routes), and the dot segments clients resolve away: no name may be one of them.
+RESERVED_NAMES = frozenset(
+    {
+        "summary",
+        "test",
+        "health",
+        "health-checks",
+        "activate",
+        "deactivate",
+        "models",
+        "usage",
+        "stats",
+        ".",
+        "..",
+    }
+)
+MAX_NAME_KEY = 400  # characters of a name once normalised (a database index entry stays small)
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same: NFKC normalisation and Unicode case folding, stripped.
+
+    Connections and pools share one namespace of these keys, which the database keeps unique
+    (``llm_names``); the gateway and the API look names up by it.
+    """
+    if name.isascii():  # NFKC leaves ASCII alone and casefold() is lower() there: the fast path
+        return name.strip().lower()
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return folded.strip()
+
+
+def _parses_as_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_name(name: str) -> str:
+    if not name.isprintable():
+        raise ValueError("name must be printable characters only (no control or format characters)")
+    if "/" in name:
+        raise ValueError("name must not contain '/'")
+    key = name_key(name)
+    if _parses_as_uuid(name) or _parses_as_uuid(key):
+        raise ValueError("name must not look like an id (a UUID)")
+    if key in RESERVED_NAMES:
+        raise ValueError(f"'{key}' is reserved (a word of the API's paths): choose another name")
+    if len(key) > MAX_NAME_KEY:
+        raise ValueError("name is too long once normalised")
+    return name
+
+
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_check_name),
+]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ump_llm_connections.domain import ConnectionRead
+from ump_llm_connections.domain import ConnectionRead, name_key
 from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.pools import PoolService
@@ -84,11 +84,12 @@ class Directory:
         pools.subscribe(self.load_pools)
 
     def find(self, model: str) -> Route | None:
-        """A connection by name (any case) or id."""
-        return self._by_key.get(model.strip().lower())
+        """A connection by id or by name, as ``name_key`` folds it (a name is never a UUID, and
+        an id's text is its own key, so the two never collide)."""
+        return self._by_key.get(name_key(model))
 
     def find_pool(self, model: str) -> PoolRoute | None:
-        return self._pools.get(model.strip().lower())
+        return self._pools.get(name_key(model))
 
     def get(self, connection_id: uuid.UUID) -> Route | None:
         return self._by_key.get(str(connection_id))
@@ -105,7 +106,7 @@ class Directory:
                 strategy=pool.strategy,
                 members=tuple(Member(m.connection_id, m.priority, m.weight) for m in pool.members),
             )
-            table[str(pool.id)] = table[pool.name.lower()] = route
+            table[str(pool.id)] = table[name_key(pool.name)] = route
         self._pools = table
 
     def routes(self) -> list[Route]:
@@ -118,7 +119,7 @@ class Directory:
             table: dict[str, Route] = {}
             for connection, target in entries:
                 route = self._route(connection, target)
-                table[str(route.id)] = table[route.name.lower()] = route
+                table[str(route.id)] = table[name_key(route.name)] = route
             self._by_key, self._version = table, version
         log.debug("gateway directory loaded: %d connections", len(entries))
 
@@ -132,7 +133,7 @@ class Directory:
             table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
             if connection is not None:
                 route = self._route(connection, target)
-                table[str(route.id)] = table[route.name.lower()] = route
+                table[str(route.id)] = table[name_key(route.name)] = route
             self._by_key = table
             self._version = await self._registry.version()
 

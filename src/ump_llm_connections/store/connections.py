@@ -19,14 +19,15 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ump_llm_connections.domain import ConnectionFilters, Summary
+from ump_llm_connections.domain import ConnectionFilters, Summary, name_key
 from ump_llm_connections.errors import Conflict
-from ump_llm_connections.store.tables import ConnectionRow, PoolRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, NameRow, utcnow
 
 C = ConnectionRow
 
@@ -35,7 +36,7 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _name_taken(name: str) -> Conflict:
+def name_taken(name: str) -> Conflict:
     return Conflict(f"a connection or pool named '{name}' already exists", field="name")
 
 
@@ -45,14 +46,16 @@ class ConnectionStore:
         self._dialect = dialect
 
     async def add(self, row: ConnectionRow) -> ConnectionRow:
+        """Insert a connection and claim its name in ``llm_names``: the database refuses a name
+        that a connection or pool already holds, whatever its case (409, even in a race)."""
         async with self._sessions() as session:
-            if await self._name_exists(session, row.name, row.owner, exclude=None):
-                raise _name_taken(row.name)
             session.add(row)
+            await session.flush()  # the connection row before the row naming it
+            session.add(NameRow(name_key=name_key(row.name), connection_id=row.id))
             try:
                 await session.commit()
-            except IntegrityError:  # lost a race with a concurrent create of the same name
-                raise _name_taken(row.name) from None
+            except IntegrityError:
+                raise name_taken(row.name) from None
             return row
 
     async def get(self, connection_id: uuid.UUID) -> ConnectionRow | None:
@@ -61,11 +64,11 @@ class ConnectionStore:
 
     async def get_by_name(self, name: str) -> ConnectionRow | None:
         async with self._sessions() as session:
-            rows = await session.scalars(
-                select(C).where(func.lower(C.name) == name.strip().lower()).limit(2)
+            return await session.scalar(
+                select(C)
+                .join(NameRow, NameRow.connection_id == C.id)
+                .where(NameRow.name_key == name_key(name))
             )
-            found = rows.all()
-            return found[0] if len(found) == 1 else None
 
     async def update(
         self, connection_id: uuid.UUID, mutate: Callable[[ConnectionRow], None]
@@ -75,16 +78,20 @@ class ConnectionStore:
             row = await session.get(C, connection_id, with_for_update=self._dialect != "sqlite")
             if row is None:
                 return None
-            old_name, old_owner = row.name, row.owner
+            old_key = name_key(row.name)
             mutate(row)
-            renamed = (row.name.lower(), row.owner) != (old_name.lower(), old_owner)
-            if renamed and await self._name_exists(session, row.name, row.owner, exclude=row.id):
-                raise _name_taken(row.name)
             row.updated_at = utcnow()
+            new_key = name_key(row.name)
             try:
+                if new_key != old_key:  # the name moves in the same transaction
+                    await session.execute(
+                        update(NameRow)
+                        .where(NameRow.connection_id == row.id)
+                        .values(name_key=new_key)
+                    )
                 await session.commit()
             except IntegrityError:
-                raise _name_taken(row.name) from None
+                raise name_taken(row.name) from None
             return row
 
     async def delete(self, connection_id: uuid.UUID) -> bool:
@@ -158,20 +165,6 @@ class ConnectionStore:
                 select(prefix).where(C.api_key_encrypted.is_not(None)).distinct()
             )
             return [value.split(".")[1] for value in rows.all()]
-
-    async def _name_exists(
-        self, session: AsyncSession, name: str, owner: str | None, *, exclude: uuid.UUID | None
-    ) -> bool:
-        query = select(C.id).where(
-            func.lower(C.name) == name.lower(),
-            func.coalesce(C.owner, "") == (owner or ""),
-        )
-        if exclude is not None:
-            query = query.where(C.id != exclude)
-        if (await session.scalar(query.limit(1))) is not None:
-            return True
-        pool = select(PoolRow.id).where(func.lower(PoolRow.name) == name.lower()).limit(1)
-        return (await session.scalar(pool)) is not None  # pools and connections share names
 
     def _where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []

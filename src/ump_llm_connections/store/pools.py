@@ -5,12 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ump_llm_connections.errors import Conflict, InvalidInput
-from ump_llm_connections.store.tables import ConnectionRow, PoolMemberRow, PoolRow, utcnow
+from ump_llm_connections.domain import name_key
+from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.store.connections import name_taken
+from ump_llm_connections.store.tables import (
+    ConnectionRow,
+    NameRow,
+    PoolMemberRow,
+    PoolRow,
+    utcnow,
+)
 
 # A pool with its members, each with its connection's name: what every read returns.
 Loaded = tuple[PoolRow, list[tuple[PoolMemberRow, str]]]
@@ -25,18 +33,24 @@ class PoolStore:
     ) -> Loaded:
         """Insert or update a pool (replacing its members when given), in one transaction."""
         async with self._sessions() as session:
-            await self._check_name(session, pool.name, pool.id)
             if members is not None:
                 await self._check_members(session, members)
-            if new:
-                session.add(pool)
-            else:
-                pool.updated_at = utcnow()
-                await session.merge(pool)
+            key = name_key(pool.name)
             try:
+                if new:
+                    session.add(pool)
+                    await session.flush()  # the pool row before the row naming it
+                    session.add(NameRow(name_key=key, pool_id=pool.id))
+                else:
+                    pool.updated_at = utcnow()
+                    await session.merge(pool)
+                    # The name moves (or stays) in this transaction; a taken one is refused.
+                    await session.execute(
+                        update(NameRow).where(NameRow.pool_id == pool.id).values(name_key=key)
+                    )
                 await session.flush()  # the pool row before its members' rows
             except IntegrityError:
-                raise _taken(pool.name) from None
+                raise name_taken(pool.name) from None
             if members is not None:
                 if not new:
                     await session.execute(
@@ -58,7 +72,9 @@ class PoolStore:
     async def get_by_name(self, name: str) -> Loaded | None:
         async with self._sessions() as session:
             pool = await session.scalar(
-                select(PoolRow).where(func.lower(PoolRow.name) == name.strip().lower())
+                select(PoolRow)
+                .join(NameRow, NameRow.pool_id == PoolRow.id)
+                .where(NameRow.name_key == name_key(name))
             )
             return None if pool is None else (pool, await self._members(session, [pool.id]))
 
@@ -90,17 +106,6 @@ class PoolStore:
         )
         return [(member, name) for member, name in rows.all()]
 
-    async def _check_name(self, session: AsyncSession, name: str, pool_id: uuid.UUID) -> None:
-        lowered = name.lower()
-        other_pool = await session.scalar(
-            select(PoolRow.id).where(func.lower(PoolRow.name) == lowered, PoolRow.id != pool_id)
-        )
-        connection = await session.scalar(
-            select(ConnectionRow.id).where(func.lower(ConnectionRow.name) == lowered).limit(1)
-        )
-        if other_pool is not None or connection is not None:
-            raise _taken(name)
-
     async def _check_members(self, session: AsyncSession, members: list[PoolMemberRow]) -> None:
         ids = [m.connection_id for m in members]
         known = set(
@@ -112,10 +117,3 @@ class PoolStore:
                     f"no connection with id {member.connection_id}",
                     field=f"members.{index}.connection_id",
                 )
-
-
-def _taken(name: str) -> Conflict:
-    return Conflict(
-        f"the name '{name}' is taken by a pool or a connection (both are gateway models)",
-        field="name",
-    )

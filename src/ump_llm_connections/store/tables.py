@@ -1,4 +1,4 @@
-"""The three tables of the guide. Timestamps are UTC; ids are UUIDs."""
+"""The guide's three tables and the ones added since. Timestamps are UTC; ids are UUIDs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -17,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
-    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -94,13 +94,6 @@ class ConnectionRow(Base):
         return self.api_key_encrypted is not None
 
     __table_args__ = (
-        # Names are unique per owner, whatever their case: the gateway resolves them.
-        Index(
-            "uq_llm_connections_owner_name",
-            func.coalesce(owner, ""),
-            func.lower(name),
-            unique=True,
-        ),
         Index("ix_llm_connections_name", "name"),
         Index("ix_llm_connections_type_active", "connection_type", "is_active", "name"),
         Index("ix_llm_connections_status", "status", "name"),
@@ -157,7 +150,29 @@ class PoolRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("uq_llm_pools_name", func.lower(name), unique=True),)
+
+class NameRow(Base):
+    """The one namespace of the names the gateway resolves: a connection's or a pool's.
+
+    ``name_key`` (``domain.name_key``: NFKC and Unicode case folding, computed in Python so both
+    databases agree) is the primary key, so the database itself refuses a second connection or
+    pool whose name is the same whatever its case. The row is written in the transaction that
+    creates or renames its owner, and goes with it (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "llm_names"
+
+    name_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="CASCADE"), unique=True
+    )
+    pool_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("llm_pools.id", ondelete="CASCADE"), unique=True
+    )
+
+    __table_args__ = (
+        CheckConstraint("(connection_id IS NULL) <> (pool_id IS NULL)", name="one_owner"),
+    )
 
 
 class PoolMemberRow(Base):
