@@ -214,3 +214,9 @@ def test_connections_test_and_models(fresh_database: Database, tmp_path: Path) -
         assert "auth" in no_models.stderr
     shown = json.loads(run("connections", "show", "Fake", "--json", *db, data_dir=tmp_path).stdout)
     assert (shown["status"], shown["consecutive_failures"]) == ("error", 1)
+
+
+def test_a_fresh_migration_prints_no_warning(fresh_database: Database, tmp_path: Path) -> None:
+    result = run("migrate", "--database-url", fresh_database.url, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
