@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
+from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
@@ -122,7 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Manage, test and serve every LLM connection from one place.",
         lifespan=lifespan,
+        docs_url=None,  # add_docs serves both pages without a CDN
+        redoc_url=None,
     )
+    add_docs(app)
     app.include_router(connections.router)
     app.include_router(usage.router)
     app.include_router(pools.router)
