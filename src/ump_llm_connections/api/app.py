@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,6 +20,7 @@ from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
+from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
@@ -127,17 +129,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     add_docs(app)
-    app.include_router(connections.router)
-    app.include_router(usage.router)
-    app.include_router(pools.router)
-    app.include_router(presets.router)
-    app.include_router(webhooks.router)
+    for module in (connections, usage, pools, presets, webhooks):
+        app.include_router(module.router, responses=REST_ERRORS)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["service"], summary="Readiness: the database answers")
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        summary="Readiness: the database answers",
+        responses=errors(503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         try:
             await request.app.state.service.registry.version()
@@ -146,7 +150,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(error_body("not_ready", message), status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format"}},
+    )
     async def metrics_endpoint(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -172,10 +182,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(error.to_dict(), status_code=error.status)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         body = error_body(kind, str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:  # Starlette names only the first route's methods
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -191,6 +204,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway.router, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
     return app
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document gives for this path, for a 405's ``Allow``: those of
+    the matching template with the fewest parameters (``/summary`` before ``/{id}``)."""
+    path = request.url.path
+    best: tuple[int, list[str]] | None = None
+    for template, operations in request.app.openapi()["paths"].items():  # built once, cached
+        params = template.count("{")
+        if (best is None or params < best[0]) and re.fullmatch(
+            re.sub(r"\{[^/]+\}", "[^/]+", template), path
+        ):
+            best = (params, sorted(method.upper() for method in operations))
+    return ", ".join(best[1]) if best else ""
 
 
 class App(FastAPI):
