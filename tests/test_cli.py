@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Database, cli_env
@@ -220,3 +223,43 @@ def test_a_fresh_migration_prints_no_warning(fresh_database: Database, tmp_path:
     result = run("migrate", "--database-url", fresh_database.url, data_dir=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_serve_on_ipv6_loopback(tmp_path: Path, host: str) -> None:
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::1", 0))
+        port = sock.getsockname()[1]
+    db = f"sqlite+aiosqlite:///{tmp_path / 'ump.db'}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [UMP_LLM, "serve", "--host", host, "--port", str(port), "--database-url", db],
+            env=cli_env(tmp_path, UMP_HEALTH_MONITOR="false"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                answer = httpx.get(f"http://[::1]:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200  # and the Host guard knows "[::1]:port"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

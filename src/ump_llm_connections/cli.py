@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 
 from ump_llm_connections import __version__
-from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
+from ump_llm_connections.config import LOOPBACK_HOSTS, Settings, bind_address
 from ump_llm_connections.domain import (
     DEFAULT_TEST_PROMPT,
     ApiFormat,
@@ -88,7 +88,7 @@ def _is_loopback(host: str) -> bool:
     if host in LOOPBACK_HOSTS:
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -101,7 +101,9 @@ def version() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="UMP_HOST", help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(envvar="UMP_HOST", help="Address to bind: 127.0.0.1, ::1 or [::1].")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="UMP_PORT", help="Port to listen on.")] = 8002,
     database_url: DatabaseUrl = None,
     log_level: Annotated[
@@ -114,6 +116,7 @@ def serve(
 
     from ump_llm_connections.api.app import create_app
 
+    host = bind_address(host)  # "[::1]" -> "::1", which uvicorn can bind
     if not _is_loopback(host):
         raise _fail(
             f"refusing to bind {host}: the API has no authentication yet, so it serves only "
