@@ -67,6 +67,7 @@ def test_the_rest_api_keeps_to_its_openapi_document(quiet_server: Server, tmp_pa
             "10",
             "--no-color",
         ],
+        cwd=tmp_path,  # its caches (.schemathesis, .hypothesis) stay out of the repository
         capture_output=True,
         text=True,
         timeout=300,
