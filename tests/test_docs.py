@@ -56,6 +56,14 @@ def test_openapi_documents_metrics_and_upstream_errors(api: httpx.Client) -> Non
     assert set(error["required"]) == {"type", "message", "field"}
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # not our shape
 
+    for path, allowed in (
+        ("/api/connections", "GET, POST"),
+        ("/api/connections/summary", "GET"),
+        ("/api/connections/x", "DELETE, GET, PATCH"),
+    ):
+        refused = api.request("PUT", path, json={})
+        assert (refused.status_code, refused.headers["allow"]) == (405, allowed), path
+
     closed = free_port()  # nothing listens here: the upstream is unreachable
     created = api.post(
         "/api/connections",

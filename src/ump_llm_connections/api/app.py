@@ -186,8 +186,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         body = error_body(kind, str(exc.detail))
         headers = exc.headers
-        if exc.status_code == 405:  # Starlette names only the first route's methods
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed:  # Starlette names only the first matching route's methods
+            headers = {**(headers or {}), "Allow": allowed}
         return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
@@ -206,18 +207,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _allowed_methods(request: Request) -> str:
+def _allowed_methods(request: Request) -> str | None:
     """The methods the OpenAPI document gives for this path, for a 405's ``Allow``: those of
     the matching template with the fewest parameters (``/summary`` before ``/{id}``)."""
     path = request.url.path
     best: tuple[int, list[str]] | None = None
     for template, operations in request.app.openapi()["paths"].items():  # built once, cached
         params = template.count("{")
-        if (best is None or params < best[0]) and re.fullmatch(
-            re.sub(r"\{[^/]+\}", "[^/]+", template), path
-        ):
+        pattern = "[^/]+".join(map(re.escape, re.split(r"\{[^/]+\}", template)))
+        if (best is None or params < best[0]) and re.fullmatch(pattern, path):
             best = (params, sorted(method.upper() for method in operations))
-    return ", ".join(best[1]) if best else ""
+    return ", ".join(best[1]) if best else None
 
 
 class App(FastAPI):
