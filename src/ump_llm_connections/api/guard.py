@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ump_llm_connections.errors import error_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REMEMBERED_HOSTS = 64  # served Host headers kept parsed (a few in practice: name:port)
 
 
 class GuardMiddleware:
@@ -24,6 +25,7 @@ class GuardMiddleware:
         self.app = app
         self.allowed_hosts = {_bracketed(h.strip().lower()) for h in allowed_hosts}
         self.max_body_bytes = max_body_bytes
+        self._served: dict[str, tuple[str, int | None]] = {}  # Host headers already parsed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -31,10 +33,14 @@ class GuardMiddleware:
             return
         headers = {k: v for k, v in scope["headers"] if k in _WANTED}
         host = headers.get(b"host", b"").decode("latin-1")
-        target = _split_host(host)
-        if target is None or target[0] not in self.allowed_hosts:
-            await _reject(send, 400, "invalid_host", f"host '{host[:100]}' is not served here")
-            return
+        target = self._served.get(host)
+        if target is None:
+            target = _split_host(host)
+            if target is None or target[0] not in self.allowed_hosts:
+                await _reject(send, 400, "invalid_host", f"host '{host[:100]}' is not served here")
+                return
+            if len(self._served) < MAX_REMEMBERED_HOSTS:
+                self._served[host] = target
         method = scope["method"]
         if method not in SAFE_METHODS:
             origin = headers.get(b"origin")
