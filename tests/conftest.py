@@ -140,6 +140,7 @@ class Server:
 def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UMP_")}
     env["UMP_DATA_DIR"] = str(data_dir)
+    env["XDG_STATE_HOME"] = str(data_dir / "state")  # where serve records its data folder
     env.update(extra)
     return env
 

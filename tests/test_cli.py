@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import Database, cli_env
+from tests.conftest import Database, cli_env, free_port
 from tests.upstreams.base import Behaviour
 from tests.upstreams.openai import FakeOpenAI
 
@@ -214,3 +220,108 @@ def test_connections_test_and_models(fresh_database: Database, tmp_path: Path) -
         assert "auth" in no_models.stderr
     shown = json.loads(run("connections", "show", "Fake", "--json", *db, data_dir=tmp_path).stdout)
     assert (shown["status"], shown["consecutive_failures"]) == ("error", 1)
+
+
+def test_a_fresh_migration_prints_no_warning(fresh_database: Database, tmp_path: Path) -> None:
+    result = run("migrate", "--database-url", fresh_database.url, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@contextmanager
+def serving(*args: str, url: str, cwd: Path, env: dict[str, str]) -> Iterator[None]:
+    """``ump-llm serve ARGS`` until the block ends; waits until ``url``/healthz answers."""
+    log = cwd / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [UMP_LLM, "serve", *args], cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                answer = httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200  # and the Host guard accepts the address
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback (::1)")
+@pytest.mark.parametrize("host", ["[::1]", "::1"])
+def test_serve_on_ipv6_loopback(tmp_path: Path, host: str) -> None:
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::1", 0))
+        port = sock.getsockname()[1]
+    db = f"sqlite+aiosqlite:///{tmp_path / 'ump.db'}"
+    args = ("--host", host, "--port", str(port), "--database-url", db)
+    env = cli_env(tmp_path, UMP_HEALTH_MONITOR="false")
+    with serving(*args, url=f"http://[::1]:{port}", cwd=tmp_path, env=env):
+        pass
+
+
+def _no_ump_env(state: Path) -> dict[str, str]:
+    """A user's shell: no UMP_* settings; serve records its data folder under ``state``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UMP_")}
+    return {**env, "XDG_STATE_HOME": str(state), "UMP_HEALTH_MONITOR": "false"}
+
+
+def test_connections_commands_find_the_servers_database(tmp_path: Path) -> None:
+    home, elsewhere, state = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "state"
+    home.mkdir()
+    elsewhere.mkdir()
+    env = _no_ump_env(state)
+    port = free_port()
+    with serving("--port", str(port), url=f"http://127.0.0.1:{port}", cwd=home, env=env):
+        created = httpx.post(
+            f"http://127.0.0.1:{port}/api/connections",
+            json={"name": "Served", "connection_type": "local", "model_name": "m"},
+        )
+        assert created.status_code == 201, created.text
+
+    def ump(*args: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [UMP_LLM, *args],
+            cwd=cwd,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    database = str(home / "data" / "ump.db")
+    there = ump("connections", "list", cwd=home)  # where the server runs: its ./data
+    assert "Served" in there.stdout, there.stderr
+    assert database in there.stderr and "in this directory" in there.stderr
+
+    found = ump("connections", "list", cwd=elsewhere)  # anywhere else: the server's, said so
+    assert found.returncode == 0, found.stderr
+    assert "Served" in found.stdout
+    assert database in found.stderr and "last server" in found.stderr
+    assert not (elsewhere / "data").exists()
+
+    nothing = ump("connections", "list", cwd=elsewhere, XDG_STATE_HOME=str(tmp_path / "none"))
+    assert nothing.returncode == 2
+    assert "UMP_DATA_DIR" in nothing.stderr and "--database-url" in nothing.stderr
+    assert "Traceback" not in nothing.stderr
+    assert not (elsewhere / "data").exists()
+
+    chosen = ump("connections", "show", "Served", cwd=elsewhere, UMP_DATA_DIR=str(home / "data"))
+    assert chosen.returncode == 0, chosen.stderr
+    assert database in chosen.stderr and "UMP_DATA_DIR" in chosen.stderr

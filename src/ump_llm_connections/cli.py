@@ -1,7 +1,7 @@
 """``ump-llm``: run the server, migrate the database, manage connections from a terminal.
 
 The ``connections`` commands work on the database directly (the same registry the server uses),
-so they need no running server.
+so they need no running server; they say on stderr which database they opened (``datadir``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import typer
 from pydantic import ValidationError
 
 from ump_llm_connections import __version__
-from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
+from ump_llm_connections.config import LOOPBACK_HOSTS, Settings, bind_address
+from ump_llm_connections.datadir import locate, remember
 from ump_llm_connections.domain import (
     DEFAULT_TEST_PROMPT,
     ApiFormat,
@@ -63,6 +64,16 @@ def _settings(database_url: str | None, **overrides: Any) -> Settings:
     return settings
 
 
+def _connections_settings(database_url: str | None) -> Settings:
+    """The database the server uses, said on stderr; never a new one made by accident."""
+    try:
+        located = locate(database_url)
+    except ConfigurationError as exc:
+        raise _fail(exc.message, 2) from None
+    typer.echo(located.describe(), err=True)
+    return located.settings
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
@@ -88,7 +99,7 @@ def _is_loopback(host: str) -> bool:
     if host in LOOPBACK_HOSTS:
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -101,7 +112,9 @@ def version() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(envvar="UMP_HOST", help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(envvar="UMP_HOST", help="Address to bind: 127.0.0.1, ::1 or [::1].")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="UMP_PORT", help="Port to listen on.")] = 8002,
     database_url: DatabaseUrl = None,
     log_level: Annotated[
@@ -114,6 +127,7 @@ def serve(
 
     from ump_llm_connections.api.app import create_app
 
+    host = bind_address(host)  # "[::1]" -> "::1", which uvicorn can bind
     if not _is_loopback(host):
         raise _fail(
             f"refusing to bind {host}: the API has no authentication yet, so it serves only "
@@ -122,6 +136,7 @@ def serve(
         )
     settings = _settings(database_url, host=host, port=port, log_level=log_level)
     _with_service(settings, _nothing)  # migrate and check the key now, with a clean message
+    remember(settings)  # so the connections commands find this database from anywhere
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["ump_llm_connections"] = {
         "handlers": ["default"],
@@ -184,7 +199,9 @@ def list_connections(
         tags=tag or [],
         q=search,
     )
-    page = _with_service(_settings(database_url), lambda s: s.registry.find(filters, limit=limit))
+    page = _with_service(
+        _connections_settings(database_url), lambda s: s.registry.find(filters, limit=limit)
+    )
     if as_json:
         typer.echo(page.model_dump_json(indent=2))
         return
@@ -281,7 +298,7 @@ def add_connection(
         data = ConnectionCreate.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise _fail(invalid_input(exc).message) from None
-    created = _with_service(_settings(database_url), lambda s: s.registry.create(data))
+    created = _with_service(_connections_settings(database_url), lambda s: s.registry.create(data))
     _print_connection(created, as_json)
 
 
@@ -292,7 +309,7 @@ def show_connection(
     as_json: AsJson = False,
 ) -> None:
     """Show one connection."""
-    found = _with_service(_settings(database_url), lambda s: s.registry.get(ref))
+    found = _with_service(_connections_settings(database_url), lambda s: s.registry.get(ref))
     _print_connection(found, as_json)
 
 
@@ -303,7 +320,7 @@ def remove_connection(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Remove a connection (and its usage and health history)."""
-    settings = _settings(database_url)
+    settings = _connections_settings(database_url)
     found = _with_service(settings, lambda s: s.registry.get(ref))
     if not yes:
         typer.confirm(f"Remove connection '{found.name}' ({found.id})?", abort=True)
@@ -324,7 +341,9 @@ def check_connection(
         request = TestRequest(prompt=prompt, max_tokens=max_tokens)
     except ValidationError as exc:
         raise _fail(invalid_input(exc).message) from None
-    result = _with_service(_settings(database_url), lambda s: s.tester.test(ref, request))
+    result = _with_service(
+        _connections_settings(database_url), lambda s: s.tester.test(ref, request)
+    )
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     elif result.success:
@@ -350,7 +369,7 @@ def list_models(
 ) -> None:
     """List the models the connection's upstream offers."""
     try:
-        models = _with_service(_settings(database_url), lambda s: s.tester.models(ref))
+        models = _with_service(_connections_settings(database_url), lambda s: s.tester.models(ref))
     except ProviderError as exc:
         raise _fail(f"{exc.kind}: {exc.message}") from None
     for model in models:

@@ -12,6 +12,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
+def bind_address(host: str) -> str:
+    """The address to bind, as sockets take it: an IPv6 literal loses its URL brackets."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs people paste (``postgresql://``, ``sqlite:///``); use async drivers."""
     for plain, driver in (

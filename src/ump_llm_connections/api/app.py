@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
+from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
+from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
@@ -126,18 +129,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description="Manage, test and serve every LLM connection from one place.",
         lifespan=lifespan,
+        docs_url=None,  # add_docs serves both pages without a CDN
+        redoc_url=None,
     )
-    app.include_router(connections.router)
-    app.include_router(usage.router)
-    app.include_router(pools.router)
-    app.include_router(presets.router)
-    app.include_router(webhooks.router)
+    add_docs(app)
+    for module in (connections, usage, pools, presets, webhooks):
+        app.include_router(module.router, responses=REST_ERRORS)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["service"], summary="Readiness: the database answers")
+    @app.get(
+        "/readyz",
+        tags=["service"],
+        summary="Readiness: the database answers",
+        responses=errors(503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         try:
             await request.app.state.service.registry.version()
@@ -146,7 +154,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(error_body("not_ready", message), status_code=503)
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format"}},
+    )
     async def metrics_endpoint(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
@@ -172,10 +186,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(error.to_dict(), status_code=error.status)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         body = error_body(kind, str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        headers = exc.headers
+        allowed = _allowed_methods(request) if exc.status_code == 405 else None
+        if allowed:  # Starlette names only the first matching route's methods
+            headers = {**(headers or {}), "Allow": allowed}
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -191,6 +209,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway.router, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
     return app
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document gives for this path, for a 405's ``Allow``: those of
+    the matching template with the fewest parameters (``/summary`` before ``/{id}``)."""
+    path = request.url.path
+    best: tuple[int, list[str]] | None = None
+    for template, operations in request.app.openapi()["paths"].items():  # built once, cached
+        params = template.count("{")
+        pattern = "[^/]+".join(map(re.escape, re.split(r"\{[^/]+\}", template)))
+        if (best is None or params < best[0]) and re.fullmatch(pattern, path):
+            best = (params, sorted(method.upper() for method in operations))
+    return ", ".join(best[1]) if best else None
 
 
 class App(FastAPI):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from ump_llm_connections.api.deps import RegistryDep, TesterDep
+from ump_llm_connections.api.responses import UPSTREAM_ERRORS, errors
 from ump_llm_connections.domain import (
     ConnectionCreate,
     ConnectionDetail,
@@ -47,7 +48,7 @@ LIST_PARAMS = frozenset(
 Ref = Annotated[str, "a connection id (UUID) or its name"]
 
 
-@router.post("", status_code=201, summary="Create a connection")
+@router.post("", status_code=201, summary="Create a connection", responses=errors(409))
 async def create_connection(body: ConnectionCreate, registry: RegistryDep) -> ConnectionRead:
     return await registry.create(body)
 
@@ -115,7 +116,11 @@ async def connection_health(connection_id: Ref, tester: TesterDep) -> HealthSumm
     return await tester.health(connection_id)
 
 
-@router.patch("/{connection_id}", summary="Change some fields; api_key null clears the key")
+@router.patch(
+    "/{connection_id}",
+    summary="Change some fields; api_key null clears the key",
+    responses=errors(409),
+)
 async def update_connection(
     connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep
 ) -> ConnectionRead:
@@ -155,6 +160,10 @@ async def health_checks(
     return await tester.history(connection_id, limit=limit, offset=offset)
 
 
-@router.get("/{connection_id}/models", summary="The models the upstream offers")
+@router.get(
+    "/{connection_id}/models",
+    summary="The models the upstream offers",
+    responses=UPSTREAM_ERRORS,
+)
 async def list_models(connection_id: Ref, tester: TesterDep) -> ModelList:
     return ModelList(models=await tester.models(connection_id))

@@ -1,13 +1,15 @@
 """Request guards for a server that may run without tokens on loopback (pure ASGI, no copies).
 
-- Host must be one this server answers to (blocks DNS rebinding from a web page).
-- A browser request from another origin may not write (blocks CSRF).
+- Host must be one this server answers to (blocks DNS rebinding from a web page): a name or an
+  IPv4 address, or an IPv6 literal in brackets, then an optional ``:port``, and nothing else.
+- A browser request from another origin may not write (blocks CSRF): same origin means the same
+  scheme, host and port the request reached this server at (any loopback name counts as another).
 - A body must be JSON and no larger than the limit.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+import re
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,13 +17,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ump_llm_connections.errors import error_body
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_REMEMBERED_HOSTS = 64  # served Host headers kept parsed (a few in practice: name:port)
 
 
 class GuardMiddleware:
     def __init__(self, app: ASGIApp, *, allowed_hosts: set[str], max_body_bytes: int) -> None:
         self.app = app
-        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.allowed_hosts = {_bracketed(h.strip().lower()) for h in allowed_hosts}
         self.max_body_bytes = max_body_bytes
+        self._served: dict[str, tuple[str, int | None]] = {}  # Host headers already parsed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -29,13 +33,18 @@ class GuardMiddleware:
             return
         headers = {k: v for k, v in scope["headers"] if k in _WANTED}
         host = headers.get(b"host", b"").decode("latin-1")
-        if _hostname(host) not in self.allowed_hosts:
-            await _reject(send, 400, "invalid_host", f"host '{host[:100]}' is not served here")
-            return
+        target = self._served.get(host)
+        if target is None:
+            target = _split_host(host)
+            if target is None or target[0] not in self.allowed_hosts:
+                await _reject(send, 400, "invalid_host", f"host '{host[:100]}' is not served here")
+                return
+            if len(self._served) < MAX_REMEMBERED_HOSTS:
+                self._served[host] = target
         method = scope["method"]
         if method not in SAFE_METHODS:
             origin = headers.get(b"origin")
-            if origin is not None and urlsplit(origin.decode("latin-1")).netloc != host:
+            if origin is not None and not _same_origin(origin, scope["scheme"], target):
                 await _reject(send, 403, "cross_origin", "cross-origin writes are not allowed")
                 return
             length = headers.get(b"content-length")
@@ -88,11 +97,39 @@ class GuardMiddleware:
 _WANTED = frozenset({b"host", b"origin", b"content-length", b"content-type", b"transfer-encoding"})
 
 
-def _hostname(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host.split("]")[0] + "]"
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+# RFC 9110 Host: uri-host [ ":" port ]; uri-host is a reg-name, an IPv4 address or "[IPv6]".
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::([0-9]{1,5}))?")
+_ORIGIN = re.compile(r"(https?)://(\[[0-9a-f:.]+\]|[a-z0-9._~-]+)(?::([0-9]{1,5}))?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
+
+
+def _bracketed(name: str) -> str:
+    """An IPv6 address as it appears in a Host header: ``::1`` -> ``[::1]``."""
+    return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+
+def _split_host(host: str) -> tuple[str, int | None] | None:
+    """``(hostname, port)`` of a Host header, hostname lower-cased; None if it is malformed."""
+    match = _HOST.fullmatch(host.lower())
+    if match is None:
+        return None
+    port = match.group(2)
+    return match.group(1), int(port) if port else None
+
+
+def _same_origin(origin: bytes, scheme: str, target: tuple[str, int | None]) -> bool:
+    """Whether a browser's Origin is the scheme, host and port this request was sent to."""
+    match = _ORIGIN.fullmatch(origin.decode("latin-1").lower())
+    if match is None or match.group(1) != scheme:  # "null", another scheme, a path, junk
+        return False
+    default = _DEFAULT_PORTS.get(scheme)
+    origin_port = int(match.group(3)) if match.group(3) else default
+    host, port = target
+    if origin_port != (port if port is not None else default):
+        return False
+    name = match.group(2)
+    return name == host or (name in _LOOPBACK_NAMES and host in _LOOPBACK_NAMES)
 
 
 async def _reject(

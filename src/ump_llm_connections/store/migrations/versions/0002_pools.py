@@ -16,6 +16,12 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# A batch on SQLite reflects the table, and by default every table its foreign keys point at:
+# those hold expression indexes on names that SQLite reflection cannot read (a SAWarning at every
+# fresh start). The rebuilt table needs only its own columns and constraints.
+NO_FK_TABLES = {"resolve_fks": False}
+
+
 def upgrade() -> None:
     op.create_table(
         "llm_pools",
@@ -49,9 +55,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("pool_id", "connection_id", name="pk_llm_pool_members"),
     )
     op.create_index("ix_llm_pool_members_connection", "llm_pool_members", ["connection_id"])
-    with op.batch_alter_table("llm_connections") as batch:
-        batch.add_column(sa.Column("monthly_budget", sa.Float(), nullable=True))
-    with op.batch_alter_table("llm_connection_usage") as batch:
+    # Plain ADD COLUMN: a batch rebuild on SQLite would drop the expression index on names.
+    op.add_column("llm_connections", sa.Column("monthly_budget", sa.Float(), nullable=True))
+    with op.batch_alter_table("llm_connection_usage", reflect_kwargs=NO_FK_TABLES) as batch:
         batch.add_column(sa.Column("pool_id", sa.Uuid(), nullable=True))
         batch.create_foreign_key(
             "fk_llm_connection_usage_pool_id_llm_pools",
@@ -64,11 +70,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("llm_connection_usage") as batch:
+    with op.batch_alter_table("llm_connection_usage", reflect_kwargs=NO_FK_TABLES) as batch:
         batch.drop_index("ix_llm_connection_usage_pool_time")
         batch.drop_constraint("fk_llm_connection_usage_pool_id_llm_pools", type_="foreignkey")
         batch.drop_column("pool_id")
-    with op.batch_alter_table("llm_connections") as batch:
-        batch.drop_column("monthly_budget")
+    op.drop_column("llm_connections", "monthly_budget")  # SQLite >= 3.35 drops in place
     op.drop_table("llm_pool_members")
     op.drop_table("llm_pools")

@@ -33,11 +33,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("llm_connections") as batch:
-        for column in (
-            "deactivated_by_health",
-            "auto_reactivate",
-            "probe_mode",
-            "health_interval_s",
-        ):
-            batch.drop_column(column)
+    # In place (SQLite >= 3.35), not a batch rebuild: that would lose the expression index.
+    for column in ("deactivated_by_health", "auto_reactivate", "probe_mode", "health_interval_s"):
+        op.drop_column("llm_connections", column)
