@@ -33,6 +33,8 @@ class Behaviour(enum.StrEnum):
     hang = "hang"  # never answers
     malformed = "malformed"  # 200 whose body (or first stream event) is not valid JSON
     cut_stream = "cut_stream"  # some of the answer, then the connection closes mid-way
+    endless_stream = "endless_stream"  # stream chunks without a pause, never finishing
+    slow_endless_stream = "slow_endless_stream"  # a chunk every `delay` s, never finishing
 
 
 @dataclass
@@ -90,6 +92,7 @@ class FakeUpstream:
         self.script: list[Behaviour] = []
         self.reply = Reply()
         self.requests: list[Recorded] = []
+        self.streams = StreamWatch()
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -209,6 +212,27 @@ class FakeUpstream:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class StreamWatch:
+    """What the endless streams did: bytes written, and whether their client went away."""
+
+    def __init__(self) -> None:
+        self.bytes_sent = 0
+        self.open = 0
+        self.closed = threading.Event()  # set when an endless stream's client went away
+
+    async def endless(self, sse: SSE, chunk: bytes, pause: float) -> web.StreamResponse:
+        """Send ``chunk`` forever (yielding to the loop each time) until the client leaves."""
+        self.open += 1
+        try:
+            while True:
+                await sse.send(chunk)
+                self.bytes_sent += len(chunk)
+                await asyncio.sleep(pause)
+        finally:
+            self.open -= 1
+            self.closed.set()
 
 
 @dataclass

@@ -149,6 +149,10 @@ class FakeOpenAI(FakeUpstream):
             await sse.send(b'{"id": "chatcmpl-fake", "choices": [')
             return sse.response
         await sse.send(chunk({"role": "assistant", "content": ""}))
+        if behaviour in (Behaviour.endless_stream, Behaviour.slow_endless_stream):
+            pause = self.delay if behaviour is Behaviour.slow_endless_stream else 0
+            more = orjson.dumps(chunk({"content": "more "}))
+            return await self.streams.endless(sse, more, pause)
         if tool:
             call = self.reply.tool_call
             assert call is not None
