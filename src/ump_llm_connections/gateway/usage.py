@@ -16,7 +16,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +107,7 @@ class UsageRecorder:
         self._full = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Future[int]] = set()  # writes past their timeout
 
     def record(self, event: UsageEvent) -> None:
         self._buffer.append(event)
@@ -114,8 +115,7 @@ class UsageRecorder:
             self._full.set()
 
     async def start(self) -> None:
-        """Replay what an earlier run spilled, then write batches in the background."""
-        await self.replay()
+        """Write batches in the background, starting with what an earlier run spilled."""
         self._task = asyncio.create_task(self._run(), name="usage-recorder")
 
     async def stop(self) -> None:
@@ -146,7 +146,8 @@ class UsageRecorder:
             batch, self._buffer = self._buffer, []
             self._in_flight = batch
             for event in batch:
-                event.event_id = uuid.uuid4()
+                if event.event_id is None:  # kept from a failed try: the same id again
+                    event.event_id = uuid.uuid4()
             rows = [e.row() for e in batch]
             if await self._write(rows):
                 self._next_replay = 0.0  # the database takes writes: replay now
@@ -164,6 +165,8 @@ class UsageRecorder:
             return
         rows = await asyncio.to_thread(self._spill.read)
         for start in range(0, len(rows), REPLAY_BATCH):
+            if self._stopping and start:
+                return  # the rest on the next start
             if not await self._write(rows[start : start + REPLAY_BATCH], replay=True):
                 self._next_replay = time.monotonic() + REPLAY_RETRY_S
                 return
@@ -178,19 +181,26 @@ class UsageRecorder:
             seen = last_used.get(row["connection_id"])
             if seen is None or row["created_at"] > seen:
                 last_used[row["connection_id"]] = row["created_at"]
-        try:
-            async with asyncio.timeout(self._write_timeout_s):
-                await self._store.append(rows, last_used, skip_stored=replay)
-        except Exception as exc:  # a database outage is an operating condition, not a bug
-            log.warning(
-                "could not write %d usage rows (%s: %s); they go to %s",
-                len(rows),
-                type(exc).__name__,
-                str(exc)[:300],
-                self._spill.path,
-            )
-            return False
-        return True
+        # Waited for, not cancelled, at the timeout: the cleanup of a cancelled write can block
+        # as long as the write (SQLite's busy timeout). If it is stored after all, the replay of
+        # its spilled copy skips it.
+        write = asyncio.ensure_future(self._store.append(rows, last_used, skip_stored=replay))
+        done, _ = await asyncio.wait({write}, timeout=self._write_timeout_s)
+        if not done:
+            self._late.add(write)
+            write.add_done_callback(_forget(self._late))
+            problem = f"no answer in {self._write_timeout_s:g} s"
+        elif (exc := write.exception()) is not None:
+            problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+        else:
+            return True
+        log.warning(  # a database outage is an operating condition, not a bug
+            "could not write %d usage rows (%s); they are kept in %s",
+            len(rows),
+            problem,
+            self._spill.path,
+        )
+        return False
 
     def _spill_rows(self, events: list[UsageEvent]) -> bool:
         for event in events:
@@ -207,11 +217,21 @@ class UsageRecorder:
         return True
 
     async def _run(self) -> None:
+        await self.replay()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._interval_s)
             self._full.clear()
             await self.flush()
+
+
+def _forget(late: set[asyncio.Future[int]]) -> Callable[[asyncio.Future[int]], None]:
+    def done(write: asyncio.Future[int]) -> None:
+        late.discard(write)
+        if not write.cancelled():
+            write.exception()  # retrieved: it was reported when it timed out
+
+    return done
 
 
 def parse_duration(text: str, field: str) -> timedelta:
