@@ -45,7 +45,7 @@ class SpillFile:
 
     def append(self, rows: list[dict[str, Any]]) -> None:
         """Append ``rows`` and sync them to disk; raises ``OSError`` (a full disk, say)."""
-        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        data = b"".join(orjson.dumps(row, default=str) + b"\n" for row in rows)  # asyncpg UUIDs
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
