@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> App:
             service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
         )
         await directory.start()
-        await recorder.start()  # replays the rows an earlier run spilled first
+        await recorder.start()  # in the background, first the rows an earlier run spilled
         limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
         metrics = app.state.metrics = Metrics()
         metrics.watch_health(
