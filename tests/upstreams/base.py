@@ -215,23 +215,18 @@ class FakeUpstream:
 
 
 class StreamWatch:
-    """What the endless streams did: bytes written, and whether their client went away."""
+    """Whether an endless stream's client went away."""
 
     def __init__(self) -> None:
-        self.bytes_sent = 0
-        self.open = 0
-        self.closed = threading.Event()  # set when an endless stream's client went away
+        self.closed = threading.Event()
 
     async def endless(self, sse: SSE, chunk: bytes, pause: float) -> web.StreamResponse:
         """Send ``chunk`` forever (yielding to the loop each time) until the client leaves."""
-        self.open += 1
         try:
             while True:
                 await sse.send(chunk)
-                self.bytes_sent += len(chunk)
                 await asyncio.sleep(pause)
         finally:
-            self.open -= 1
             self.closed.set()
 
 

@@ -61,8 +61,10 @@ class EventStream:
         assert task is not None
         watcher = asyncio.create_task(_watch(receive, task))
         self.streams.tasks.add(task)
+        started = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            started = True
             async for event in self.events:
                 await send({"type": "http.response.body", "body": event, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -70,6 +72,8 @@ class EventStream:
             task.uncancel()
             if exc.args == (CLIENT_CLOSED,):
                 return  # nobody to tell
+            if not started:
+                await send({"type": "http.response.start", "status": 200, "headers": self.headers})
             await send({"type": "http.response.body", "body": SHUTDOWN_EVENT, "more_body": False})
         finally:
             watcher.cancel()
