@@ -389,7 +389,7 @@ def test_changes_from_another_process_reach_the_gateway(
     fresh_database: Database, tmp_path: Path
 ) -> None:
     running = start_server(
-        fresh_database, tmp_path / "data", UMP_GATEWAY_REFRESH_S="0.2", UMP_USAGE_FLUSH_S="60"
+        fresh_database, tmp_path / "data", UMP_GATEWAY_REFRESH_S="0.2", UMP_USAGE_FLUSH_S="1"
     )
     try:
         with FakeOpenAI(api_key=None) as fake:
@@ -416,7 +416,7 @@ def test_changes_from_another_process_reach_the_gateway(
                 time.sleep(0.1)
             for _ in range(3):
                 client.chat.completions.create(model="from-cli", messages=HELLO)
-        # A clean stop writes the usage still buffered (the flush interval is a minute here).
+        # A clean stop writes the usage still buffered.
         running.stop()
         assert fresh_database.query("SELECT count(*) FROM llm_connection_usage") == [(3,)]
     finally:

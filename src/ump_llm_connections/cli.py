@@ -120,12 +120,22 @@ def serve(
     log_level: Annotated[
         str, typer.Option(envvar="UMP_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            envvar="UMP_SHUTDOWN_GRACE_S",
+            min=0,
+            max=3600,
+            help="Seconds calls in flight get to finish on SIGTERM; a second signal stops at once.",
+        ),
+    ] = 10,
 ) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     from ump_llm_connections.api.app import create_app
+    from ump_llm_connections.api.server import Server
 
     host = bind_address(host)  # "[::1]" -> "::1", which uvicorn can bind
     if not _is_loopback(host):
@@ -134,7 +144,13 @@ def serve(
             "loopback. Bind 127.0.0.1 and put an authenticating reverse proxy in front.",
             2,
         )
-    settings = _settings(database_url, host=host, port=port, log_level=log_level)
+    settings = _settings(
+        database_url,
+        host=host,
+        port=port,
+        log_level=log_level,
+        shutdown_grace_s=shutdown_grace,
+    )
     _with_service(settings, _nothing)  # migrate and check the key now, with a clean message
     remember(settings)  # so the connections commands find this database from anywhere
     log_config = copy.deepcopy(LOGGING_CONFIG)
@@ -143,15 +159,21 @@ def serve(
         "level": log_level.upper(),
         "propagate": False,
     }
-    uvicorn.run(
-        create_app(settings),
+    application = create_app(settings)
+    config = uvicorn.Config(
+        application,
         host=host,
         port=port,
         log_level=log_level,
         log_config=log_config,
         server_header=False,
         proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
+    server = Server(config, application.abandon)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run does: the app did not start (the log says why)
 
 
 async def _nothing(_: Service) -> None:

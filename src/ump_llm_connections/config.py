@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     health_latency_threshold_ms: float | None = Field(default=None, gt=0)
     health_error_rate_threshold: float | None = Field(default=None, gt=0, le=1)
     gateway_refresh_s: float = Field(default=5.0, gt=0, le=3600)
-    usage_flush_s: float = Field(default=1.0, gt=0, le=3600)
+    usage_flush_s: float = Field(default=1.0, gt=0, le=1)  # at most this is lost on SIGKILL
+    usage_spill_path: Path | None = None  # default: usage-spill.jsonl in the data dir
+    shutdown_grace_s: int = Field(default=10, ge=0, le=3600)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
 
@@ -73,6 +75,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalise_database_url(self.database_url)
         return f"sqlite+aiosqlite:///{(self.data_dir / 'ump.db').resolve()}"
+
+    @property
+    def spill_file(self) -> Path:
+        return self.usage_spill_path or self.data_dir / "usage-spill.jsonl"
 
     @property
     def key_file(self) -> Path:

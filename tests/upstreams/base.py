@@ -39,6 +39,8 @@ class Behaviour(enum.StrEnum):
     # FakeOpenAI's chat only:
     huge_event = "huge_event"  # one normal stream event, then one of `body_bytes`
     long_answer = "long_answer"  # a valid answer of `body_bytes` of text, never held whole
+    endless_stream = "endless_stream"  # stream chunks without a pause, never finishing
+    slow_endless_stream = "slow_endless_stream"  # a chunk every `delay` s, never finishing
 
 
 @dataclass
@@ -105,6 +107,7 @@ class FakeUpstream:
         self.echo_status = 401  # echo_credentials
         self.echo_padding = 261  # echo_credentials: this many "x" before the echoed headers
         self.requests: list[Recorded] = []
+        self.streams = StreamWatch()
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -240,6 +243,22 @@ class FakeUpstream:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+class StreamWatch:
+    """Whether an endless stream's client went away."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    async def endless(self, sse: SSE, chunk: bytes, pause: float) -> web.StreamResponse:
+        """Send ``chunk`` forever (yielding to the loop each time) until the client leaves."""
+        try:
+            while True:
+                await sse.send(chunk)
+                await asyncio.sleep(pause)
+        finally:
+            self.closed.set()
 
 
 @dataclass

@@ -168,6 +168,10 @@ class FakeOpenAI(FakeUpstream):
             event = orjson.dumps(chunk({"content": "x" * PIECE}))
             for _ in range((self.body_bytes or 0) // PIECE):
                 await sse.send(event)
+        if behaviour in (Behaviour.endless_stream, Behaviour.slow_endless_stream):
+            pause = self.delay if behaviour is Behaviour.slow_endless_stream else 0
+            more = orjson.dumps(chunk({"content": "more "}))
+            return await self.streams.endless(sse, more, pause)
         if tool:
             call = self.reply.tool_call
             assert call is not None

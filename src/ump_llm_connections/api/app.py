@@ -21,6 +21,7 @@ from ump_llm_connections.api import connections, gateway, pools, presets, usage,
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
+from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
@@ -28,6 +29,7 @@ from ump_llm_connections.gateway.core import Gateway
 from ump_llm_connections.gateway.directory import Directory
 from ump_llm_connections.gateway.limits import create_limiter
 from ump_llm_connections.gateway.outliers import Outliers
+from ump_llm_connections.gateway.spill import SpillFile
 from ump_llm_connections.gateway.usage import UsageRecorder
 from ump_llm_connections.metrics import Metrics
 from ump_llm_connections.monitor import HealthMonitor
@@ -51,6 +53,7 @@ HTTP_ERROR_TYPES = {
 
 
 SPEND_REFRESH_S = 60.0
+STREAMS_CLOSE_S = 5.0  # how long streams get to end once told the server is stopping
 
 
 async def _load_spend(gateway: Gateway, store: UsageStore) -> None:
@@ -69,7 +72,7 @@ async def _watch_spend(gateway: Gateway, store: UsageStore) -> None:
             log.exception("could not refresh month-to-date spend")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -80,12 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await hooks.start(service.events)
         await service.tester.forget_unfinished()
         app.state.usage_store = UsageStore(service.sessions)
-        recorder = UsageRecorder(app.state.usage_store, interval_s=settings.usage_flush_s)
+        recorder = app.state.recorder = UsageRecorder(
+            app.state.usage_store,
+            SpillFile(settings.spill_file),
+            interval_s=settings.usage_flush_s,
+        )
         directory = Directory(
             service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
         )
         await directory.start()
-        await recorder.start()
+        await recorder.start()  # in the background, first the rows an earlier run spilled
         limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
         metrics = app.state.metrics = Metrics()
         metrics.watch_health(
@@ -115,10 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Streams still open after the grace period end with an error event (and their
+            # usage is recorded) before the recorder's last write.
+            await app.state.streams.close(STREAMS_CLOSE_S)
             spend_task.cancel()
             await monitor.stop()
             await directory.stop()
-            await recorder.stop()  # writes the usage still buffered
+            await recorder.stop()  # writes the usage still buffered, or spills it
             await limiter.close()
             await service.events.stop()  # hands queued events to their subscribers
             await hooks.stop()  # then gives the webhook deliveries under way a grace period
@@ -133,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     add_docs(app)
+    app.state.streams = OpenStreams()
     for module in (connections, usage, pools, presets, webhooks):
         app.include_router(module.router, responses=REST_ERRORS)
 
@@ -229,6 +240,14 @@ class App(FastAPI):
     they go straight to their own router behind the same guards, past FastAPI's middleware."""
 
     gateway_asgi: ASGIApp
+
+    async def abandon(self) -> None:
+        """A forced exit skips the lifespan's shutdown: end the streams (their usage recorded)
+        and spill the usage not stored yet, so that the next start stores it."""
+        await self.state.streams.close(1.0)
+        recorder: UsageRecorder | None = getattr(self.state, "recorder", None)
+        if recorder is not None:
+            recorder.abandon()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):

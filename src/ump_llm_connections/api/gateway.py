@@ -9,15 +9,16 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from urllib.parse import quote
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from ump_llm_connections.api.sse import EventStream
 from ump_llm_connections.gateway.core import Gateway, GatewayError
 from ump_llm_connections.gateway.wire import (
     ChunkWriter,
@@ -76,7 +77,7 @@ def _source(request: Request) -> str:
     return source
 
 
-async def chat_completions(request: Request) -> Response:
+async def chat_completions(request: Request) -> Response | EventStream:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
@@ -105,10 +106,10 @@ async def chat_completions(request: Request) -> Response:
     except ProviderError as exc:
         return _upstream_error(exc)
     writer = ChunkWriter(model=model, response_id=response_id, created=created)
-    return StreamingResponse(
+    return EventStream(  # stops the upstream when the client leaves (see api/sse.py)
         _events(writer, first, chunks, include_usage),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(route.name)},
+        {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(route.name)},
+        request.app.state.streams,
     )
 
 
@@ -128,7 +129,7 @@ async def _events(
     first: StreamChunk | None,
     chunks: AsyncGenerator[StreamChunk, None],
     include_usage: bool,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     usage = None
     try:
         if first is not None:
@@ -173,7 +174,7 @@ class Endpoint:
     """A request handler as a bare ASGI app: Starlette's per-request wrapper (exception
     handling we do not use) stays off the hot path."""
 
-    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+    def __init__(self, handler: Callable[[Request], Awaitable[Response | EventStream]]) -> None:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -11,6 +11,7 @@ connection's own retries are kept for the last candidate: the next member is a f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -37,7 +38,8 @@ from ump_llm_connections.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
-CLIENT_CLOSED = "client_closed"
+CLIENT_CLOSED = "client_closed"  # also the cancel message of a stream whose client left
+SERVER_SHUTDOWN = "server_shutdown"  # a stream the stopping server ended
 DEFAULT_OUTPUT_ESTIMATE = 256  # tokens reserved for the answer when no max_tokens is set
 
 
@@ -211,6 +213,7 @@ class Gateway:
         ttft: float | None = None
         usage = Usage()
         failure: ProviderError | None = None
+        ended = CLIENT_CLOSED  # unless cancelled by the server stopping
         done = False
         try:
             async for chunk in route.adapter.stream(_with_defaults(route, request), retry=retry):
@@ -223,12 +226,16 @@ class Gateway:
         except ProviderError as exc:
             failure = exc
             raise
+        except asyncio.CancelledError as exc:
+            if exc.args != (CLIENT_CLOSED,):
+                ended = SERVER_SHUTDOWN
+            raise
         finally:
             await self._settle(reservation, usage)
             if done:
                 self._served(route, plan, source, started, clock, ttft, usage)
             else:
-                closed = failure or ProviderError(ErrorKind.bad_response, CLIENT_CLOSED)
+                closed = failure or ProviderError(ErrorKind.bad_response, ended)
                 self._failed(
                     route,
                     plan,
@@ -237,7 +244,7 @@ class Gateway:
                     clock,
                     ttft,
                     closed,
-                    kind=None if failure else CLIENT_CLOSED,
+                    kind=None if failure else ended,
                 )
 
     async def _reserve(self, route: Route, request: ChatRequest) -> Reservation | float | None:

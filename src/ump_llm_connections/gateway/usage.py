@@ -1,9 +1,10 @@
 """Usage: recorded off the request path in batches, and summarised for the usage API.
 
 Every gateway call adds one ``UsageEvent`` to a buffer (no I/O); a background task writes the
-buffer every ``interval_s`` or as soon as it holds ``batch_size`` events, and once more on
-shutdown, so a clean stop loses nothing. Rows are only ever appended: totals are computed when
-read, never kept as counters updated per request.
+buffer every ``interval_s`` (at most 1 s) or as soon as it holds ``batch_size`` events, and once
+more on shutdown. A batch the database does not take goes to a local spill file, replayed
+later: a stop loses nothing whatever the database does, a SIGKILL at most the buffer. Rows are
+only ever appended: totals are computed when read, never kept as counters updated per request.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import contextlib
 import logging
 import math
 import re
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,12 +29,16 @@ from ump_llm_connections.domain import (
     UsageStats,
 )
 from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.gateway.spill import SpillFile
 from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
-MAX_BUFFER = 200_000  # if the database is down this long, the oldest events are dropped
+MAX_BUFFER = 200_000  # if neither the database nor the disk takes them, the oldest go
+WRITE_TIMEOUT_S = 5.0  # a batch the database has not taken by then is spilled
+REPLAY_BATCH = 1000  # spilled rows stored per transaction
+REPLAY_RETRY_S = 10.0  # while the database refuses them, how often to try spilled rows again
 MAX_WINDOW = timedelta(days=31)
 MAX_BUCKETS = 500
 DURATION = re.compile(r"^(\d{1,6})([smhd])$")
@@ -52,9 +58,11 @@ class UsageEvent:
     error_kind: str | None
     cost: float | None
     pool_id: uuid.UUID | None = None
+    event_id: uuid.UUID | None = None  # given when written: replays store a row only once
 
     def row(self) -> dict[str, Any]:
         return {
+            "event_id": self.event_id,
             "connection_id": self.connection_id,
             "created_at": self.created_at,
             "source": self.source,
@@ -70,15 +78,36 @@ class UsageEvent:
 
 
 class UsageRecorder:
+    """Buffers usage events and writes them in batches; what the database refuses is spilled.
+
+    The window lost on SIGKILL is the buffer: at most ``interval_s`` of events (plus a batch
+    whose write is under way). A batch the database refuses, or does not take within
+    ``write_timeout_s``, is appended to the spill file at once, and the file is replayed when
+    the database takes writes again (and on the next start).
+    """
+
     def __init__(
-        self, store: UsageStore, *, batch_size: int = 500, interval_s: float = 1.0
+        self,
+        store: UsageStore,
+        spill: SpillFile,
+        *,
+        batch_size: int = 500,
+        interval_s: float = 1.0,
+        write_timeout_s: float = WRITE_TIMEOUT_S,
     ) -> None:
         self._store = store
+        self._spill = spill
         self._batch_size = batch_size
         self._interval_s = interval_s
+        self._write_timeout_s = write_timeout_s
         self._buffer: list[UsageEvent] = []
+        self._in_flight: list[UsageEvent] = []  # taken from the buffer, not yet stored
+        self._spilled = spill.pending()
+        self._next_replay = 0.0
         self._full = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Future[int]] = set()  # writes past their timeout
 
     def record(self, event: UsageEvent) -> None:
         self._buffer.append(event)
@@ -86,43 +115,123 @@ class UsageRecorder:
             self._full.set()
 
     async def start(self) -> None:
+        """Write batches in the background, starting with what an earlier run spilled."""
         self._task = asyncio.create_task(self._run(), name="usage-recorder")
 
     async def stop(self) -> None:
-        """Stop the background task, then write what is left."""
+        """Let the background task finish its batch, then store (or spill) what is left."""
+        self._stopping = True
+        self._full.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         await self.flush()
+        if self._buffer:
+            log.error(
+                "%d usage rows are lost: neither the database nor %s took them",
+                len(self._buffer),
+                self._spill.path,
+            )
+
+    def abandon(self) -> None:
+        """The process is leaving without a clean stop: spill what is not stored yet (rows
+        whose write was under way may be stored already: their replay skips them)."""
+        events = self._in_flight + self._buffer
+        self._buffer, self._in_flight = [], []
+        if events and not self._spill_rows(events):
+            log.error("%d usage rows are lost", len(events))
 
     async def flush(self) -> None:
-        if not self._buffer:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._in_flight = batch
+            for event in batch:
+                if event.event_id is None:  # kept from a failed try: the same id again
+                    event.event_id = uuid.uuid4()
+            rows = [e.row() for e in batch]
+            if await self._write(rows):
+                self._next_replay = 0.0  # the database takes writes: replay now
+            else:
+                self._next_replay = time.monotonic() + REPLAY_RETRY_S
+                if not await asyncio.to_thread(self._spill_rows, batch):
+                    self._buffer = (batch + self._buffer)[-MAX_BUFFER:]  # both next time
+            self._in_flight = []
+        if self._spilled and time.monotonic() >= self._next_replay:
+            await self.replay()
+
+    async def replay(self) -> None:
+        """Store the spilled rows (each once), then remove the file."""
+        if not self._spilled:
             return
-        batch, self._buffer = self._buffer, []
+        rows = await asyncio.to_thread(self._spill.read)
+        for start in range(0, len(rows), REPLAY_BATCH):
+            if self._stopping and start:
+                return  # the rest on the next start
+            if not await self._write(rows[start : start + REPLAY_BATCH], replay=True):
+                self._next_replay = time.monotonic() + REPLAY_RETRY_S
+                return
+        self._spill.clear()
+        self._spilled = False
+        if rows:
+            log.info("replayed %d usage rows from %s", len(rows), self._spill.path)
+
+    async def _write(self, rows: list[dict[str, Any]], *, replay: bool = False) -> bool:
         last_used: dict[uuid.UUID, datetime] = {}
-        for event in batch:
-            seen = last_used.get(event.connection_id)
-            if seen is None or event.created_at > seen:
-                last_used[event.connection_id] = event.created_at
+        for row in rows:
+            seen = last_used.get(row["connection_id"])
+            if seen is None or row["created_at"] > seen:
+                last_used[row["connection_id"]] = row["created_at"]
+        # Waited for, not cancelled, at the timeout: the cleanup of a cancelled write can block
+        # as long as the write (SQLite's busy timeout). If it is stored after all, the replay of
+        # its spilled copy skips it.
+        write = asyncio.ensure_future(self._store.append(rows, last_used, skip_stored=replay))
+        done, _ = await asyncio.wait({write}, timeout=self._write_timeout_s)
+        if not done:
+            self._late.add(write)
+            write.add_done_callback(_forget(self._late))
+            problem = f"no answer in {self._write_timeout_s:g} s"
+        elif (exc := write.exception()) is not None:
+            problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+        else:
+            return True
+        log.warning(  # a database outage is an operating condition, not a bug
+            "could not write %d usage rows (%s); they are kept in %s",
+            len(rows),
+            problem,
+            self._spill.path,
+        )
+        return False
+
+    def _spill_rows(self, events: list[UsageEvent]) -> bool:
+        for event in events:
+            if event.event_id is None:
+                event.event_id = uuid.uuid4()
         try:
-            await self._store.append([e.row() for e in batch], last_used)
-        except Exception as exc:  # a database outage is an operating condition, not a bug
-            log.warning(
-                "could not write %d usage rows (%s: %s); keeping them for the next try",
-                len(batch),
-                type(exc).__name__,
-                str(exc)[:300],
+            self._spill.append([e.row() for e in events])
+        except OSError as exc:  # a full disk, say: the caller keeps them for the next try
+            log.error(
+                "could not spill %d usage rows to %s (%s)", len(events), self._spill.path, exc
             )
-            self._buffer = (batch + self._buffer)[-MAX_BUFFER:]
+            return False
+        self._spilled = True
+        return True
 
     async def _run(self) -> None:
-        while True:
+        await self.replay()
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._full.wait(), self._interval_s)
             self._full.clear()
             await self.flush()
+
+
+def _forget(late: set[asyncio.Future[int]]) -> Callable[[asyncio.Future[int]], None]:
+    def done(write: asyncio.Future[int]) -> None:
+        late.discard(write)
+        if not write.cancelled():
+            write.exception()  # retrieved: it was reported when it timed out
+
+    return done
 
 
 def parse_duration(text: str, field: str) -> timedelta:

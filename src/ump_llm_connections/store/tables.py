@@ -131,10 +131,12 @@ class UsageRow(Base):
     pool_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("llm_pools.id", ondelete="SET NULL")
     )
+    event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # a replayed row is stored once
 
     __table_args__ = (
         Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),
         Index("ix_llm_connection_usage_pool_time", "pool_id", "created_at"),
+        Index("uq_llm_connection_usage_event_id", "event_id", unique=True),
     )
 
 

@@ -31,14 +31,23 @@ class UsageStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    async def append(self, rows: list[dict[str, Any]], last_used: dict[uuid.UUID, datetime]) -> int:
+    async def append(
+        self,
+        rows: list[dict[str, Any]],
+        last_used: dict[uuid.UUID, datetime],
+        *,
+        skip_stored: bool = False,
+    ) -> int:
         """Insert usage rows and move ``last_used_at`` forward, in one transaction.
 
         Rows of connections deleted meanwhile are dropped (their history went with them); rows
-        of pools deleted meanwhile keep their connection but lose the pool.
+        of pools deleted meanwhile keep their connection but lose the pool. With
+        ``skip_stored``, rows whose ``event_id`` is stored already are left out (a replay).
         Returns how many rows were stored.
         """
         async with self._sessions() as session:
+            if skip_stored:
+                rows = await self._not_stored(session, rows)
             for attempt in range(3):  # a delete may race the check: check again
                 try:
                     await self._write(session, rows, last_used)
@@ -50,6 +59,13 @@ class UsageStore:
                     rows, last_used = await self._without_deleted(session, rows, last_used)
             await session.commit()
         return len(rows)
+
+    async def _not_stored(
+        self, session: AsyncSession, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        ids = [row["event_id"] for row in rows]
+        stored = set((await session.scalars(select(U.event_id).where(U.event_id.in_(ids)))).all())
+        return [row for row in rows if row["event_id"] not in stored]
 
     async def _without_deleted(
         self,
