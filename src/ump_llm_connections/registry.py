@@ -33,6 +33,7 @@ from ump_llm_connections.domain import (
     default_api_format,
     invalid_input,
     mask_key,
+    mask_value,
 )
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
@@ -80,15 +81,16 @@ class Registry:
             return
         if self._keys is None:
             raise ConfigurationError(
-                "the database holds encrypted API keys but no server key was found: set "
-                "UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) used before"
+                "the database holds encrypted API keys or header values but no server key was "
+                "found: set UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) "
+                "used before"
             )
         foreign = sorted(set(stored) - {self._keys.key_id})
         if foreign:
             raise ConfigurationError(
-                f"the database holds API keys encrypted with server key {', '.join(foreign)}, "
-                f"but this server's key is {self._keys.key_id}: set UMP_SECRET_KEY (or the key "
-                "file) to the key used when they were saved"
+                "the database holds API keys or header values encrypted with server key "
+                f"{', '.join(foreign)}, but this server's key is {self._keys.key_id}: set "
+                "UMP_SECRET_KEY (or the key file) to the key used when they were saved"
             )
 
     async def seal_headers(self) -> None:
@@ -279,11 +281,11 @@ class Registry:
 
     def _mask(self, connection_id: uuid.UUID, stored: str) -> str:
         if not is_encrypted(stored):
-            return mask_key(stored)
+            return mask_value(stored)
         if self._keys is None:
             return "…"
         try:
-            return mask_key(self._keys.decrypt(stored, context=str(connection_id)))
+            return mask_value(self._keys.decrypt(stored, context=str(connection_id)))
         except ConfigurationError:  # the start-up check names the key; a read still answers
             return "…"
 

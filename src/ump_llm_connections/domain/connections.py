@@ -422,3 +422,8 @@ def mask_key(key: str) -> str:
             head = key[: idx + 1]
             break
     return f"{head}…{key[-4:]}"
+
+
+def mask_value(value: str) -> str:
+    """A header value as the API shows it: ``…`` and, for a long one, its last four characters."""
+    return f"…{value[-4:]}" if len(value) >= 12 else "…"

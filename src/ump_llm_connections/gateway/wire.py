@@ -51,8 +51,11 @@ def parse_request(body: Any) -> tuple[str, ChatRequest, bool, bool]:
         raise WireError("messages must be a non-empty list", "messages")
     if body.get("n") not in (None, 1):
         raise WireError("n must be 1", "n")
+    messages = [_message(m, i) for i, m in enumerate(raw_messages)]
+    if all(m.role == "system" for m in messages):
+        raise WireError("messages must hold more than system messages", "messages")
     request = ChatRequest(
-        messages=[_message(m, i) for i, m in enumerate(raw_messages)],
+        messages=messages,
         temperature=_number(body, "temperature", 0, 2),
         max_tokens=_max_tokens(body),
         stop=_stop(body.get("stop")),
@@ -76,10 +79,15 @@ def _message(raw: Any, index: int) -> Message:
     raw_calls = raw.get("tool_calls") or []
     if not isinstance(raw_calls, list):
         raise WireError(f"{where}.tool_calls must be a list", f"{where}.tool_calls")
+    content = _content(raw.get("content"), f"{where}.content")
+    calls = [_tool_call(c, f"{where}.tool_calls[{j}]", j) for j, c in enumerate(raw_calls)]
+    if content is None and not (calls and role == "assistant"):
+        wanted = "content or tool_calls" if role == "assistant" else "content"
+        raise WireError(f"{where} needs {wanted}", f"{where}.content")
     return Message(
         role=ROLES[role],  # type: ignore[arg-type]
-        content=_content(raw.get("content"), f"{where}.content"),
-        tool_calls=[_tool_call(c, f"{where}.tool_calls[{j}]", j) for j, c in enumerate(raw_calls)],
+        content=content,
+        tool_calls=calls,
         tool_call_id=_optional_text(raw, "tool_call_id", where),
         name=_optional_text(raw, "name", where),
     )
