@@ -409,3 +409,11 @@ def test_control_characters_in_credentials_are_refused_on_patch(
         assert error["field"].startswith(field)
     detail = api.get(url).json()
     assert detail["has_api_key"] is False and detail["extra_headers"] == {}
+
+
+def test_the_readme_error_example_is_what_the_server_says(api: httpx.Client) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("Every error has one shape", 1)[1].split("```json\n", 1)[1]
+    documented = json.loads(example.split("```", 1)[0])
+    typo = {"name": "Typo", "connection_type": "local", "model": "llama3.2:3b"}
+    assert api.post("/api/connections", json=typo).json() == documented

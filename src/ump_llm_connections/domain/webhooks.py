@@ -13,8 +13,9 @@ from pydantic import (
     StringConstraints,
 )
 
-from ump_llm_connections.domain.connections import Description, UtcDateTime, http_url
-from ump_llm_connections.domain.input import Body, Flag, Secret
+from ump_llm_connections.domain.connections import Description, UtcDateTime
+from ump_llm_connections.domain.endpoints import http_url
+from ump_llm_connections.domain.input import Body, Flag, SingleLine
 from ump_llm_connections.events import EVENT_TYPES
 
 WEBHOOK_ALL_EVENTS = "*"
@@ -45,7 +46,7 @@ EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_che
 WebhookEvents = Annotated[
     list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
 ]
-WebhookSecret = Annotated[Secret, StringConstraints(min_length=16, max_length=256)]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256), SingleLine]
 
 
 class WebhookCreate(Body):
