@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Database, Server, start_server
+from tests.test_secrets import _serve_once as serve_once
+from tests.upstreams.openai import FakeOpenAI
+from ump_llm_connections.secrets import generate_key
 
 # The guide's "Create Connection (cURL)" body, byte for byte.
 GUIDE_CURL_BODY = """{
@@ -338,3 +342,123 @@ def test_openapi_and_docs(api: httpx.Client) -> None:
     create_schema = json.dumps(spec["components"]["schemas"]["ConnectionRead"])
     assert "api_key_mask" in create_schema and '"api_key"' not in create_schema
     assert "swagger-ui" in api.get("/docs").text
+
+
+# Credentials that vendors carry in headers of their own: all must be treated as secrets.
+HEADER_SECRETS = {
+    "X-Auth-Token": "auth-token-value-0123456789",
+    "Ocp-Apim-Subscription-Key": "apim-subscription-abcdef9876",
+    "X-Amz-Security-Token": "amz-session-token-zyxw5555",
+}
+MASKS = {
+    "X-Auth-Token": "…6789",
+    "Ocp-Apim-Subscription-Key": "…9876",
+    "X-Amz-Security-Token": "…5555",
+}
+
+
+def _chat(client: httpx.Client, model: str) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+
+
+def _stored_headers(db: Database) -> str:
+    return repr(db.query("SELECT extra_headers FROM llm_connections"))
+
+
+def test_extra_headers_are_encrypted_masked_and_sent(api: httpx.Client, server: Server) -> None:
+    with FakeOpenAI(api_key=None) as fake:
+        body = {
+            "name": "Headers",
+            "connection_type": "remote",
+            "base_url": f"{fake.url}/v1",
+            "model_name": "fake-model",
+            "extra_headers": HEADER_SECRETS,
+        }
+        created = api.post("/api/connections", json=body)
+        assert created.status_code == 201, created.text
+        url = f"/api/connections/{created.json()['id']}"
+        shown = [created, api.get(url), api.get("/api/connections")]
+        assert created.json()["extra_headers"] == MASKS
+        assert api.get(url).json()["extra_headers"] == MASKS
+
+        _chat(api, "Headers")
+        sent = fake.requests[-1].headers
+        assert {name: sent[name.lower()] for name in HEADER_SECRETS} == HEADER_SECRETS
+
+        # Another change keeps them (still encrypted, still sent); sending them replaces them.
+        shown.append(api.patch(url, json={"description": "still there"}))
+        _chat(api, "Headers")
+        assert fake.requests[-1].headers["x-auth-token"] == HEADER_SECRETS["X-Auth-Token"]
+        replaced = api.patch(url, json={"extra_headers": {"X-Tenant": "tenant-secret-4242"}})
+        assert replaced.json()["extra_headers"] == {"X-Tenant": "…4242"}
+        shown.append(replaced)
+        _chat(api, "Headers")
+        sent = fake.requests[-1].headers
+        assert sent["x-tenant"] == "tenant-secret-4242" and "x-auth-token" not in sent
+
+    stored = _stored_headers(server.db)
+    for secret in [*HEADER_SECRETS.values(), "tenant-secret-4242"]:
+        assert secret not in stored
+        assert secret not in server.log()
+        for response in shown:
+            assert secret not in response.text
+    assert "v1." in stored
+
+
+def _create_with_headers(server: Server, base_url: str) -> str:
+    body = {
+        "name": "Legacy",
+        "connection_type": "remote",
+        "base_url": base_url,
+        "model_name": "fake-model",
+        "extra_headers": {"X-Auth-Token": "placeholder-value"},
+    }
+    with server.client() as client:
+        created = client.post("/api/connections", json=body)
+    assert created.status_code == 201, created.text
+    connection_id: str = created.json()["id"]
+    return connection_id
+
+
+def test_plaintext_headers_stored_before_are_encrypted_at_start(
+    fresh_database: Database, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    with FakeOpenAI(api_key=None) as fake:
+        server = start_server(fresh_database, data_dir)
+        try:
+            connection_id = _create_with_headers(server, f"{fake.url}/v1")
+        finally:
+            server.stop()
+        # What an older version wrote: the value in plain text.
+        legacy = json.dumps({"X-Auth-Token": "legacy-plain-token-7777"})
+        fresh_database.execute(f"UPDATE llm_connections SET extra_headers = '{legacy}'")
+
+        server = start_server(fresh_database, data_dir)
+        try:
+            assert "legacy-plain-token-7777" not in _stored_headers(fresh_database)
+            assert "v1." in _stored_headers(fresh_database)
+            with server.client() as client:
+                shown = client.get(f"/api/connections/{connection_id}").json()
+                assert shown["extra_headers"] == {"X-Auth-Token": "…7777"}
+                _chat(client, "Legacy")
+            assert fake.requests[-1].headers["x-auth-token"] == "legacy-plain-token-7777"
+        finally:
+            server.stop()
+        assert "legacy-plain-token-7777" not in server.log()
+
+
+def test_start_refuses_a_key_that_cannot_read_the_header_values(
+    fresh_database: Database, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(fresh_database, data_dir)
+    try:
+        _create_with_headers(server, "http://127.0.0.1:9/v1")  # no api_key: only headers
+    finally:
+        server.stop()
+    wrong = serve_once(fresh_database, data_dir, UMP_SECRET_KEY=generate_key())
+    assert wrong.returncode == 2
+    assert "header values encrypted with server key" in wrong.stderr

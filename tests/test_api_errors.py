@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,58 @@ BAD_CREATES: list[tuple[str, dict[str, Any], int, str | None]] = [
         "secret in extra_headers",
         {"extra_headers": {"Authorization": "Bearer x"}},
         422,
-        "extra_headers",
+        "extra_headers.Authorization",
     ),
     ("header injection", {"extra_headers": {"X-A": "a\r\nX-B: b"}}, 422, "extra_headers.X-A"),
+    ("control in header", {"extra_headers": {"X-A": "a\x01b"}}, 422, "extra_headers.X-A"),
+    ("DEL in header", {"extra_headers": {"X-A": "a\x7fb"}}, 422, "extra_headers.X-A"),
+    *[
+        (
+            f"{name} header",
+            {"extra_headers": {"X-Fine": "1", name: "x"}},
+            422,
+            f"extra_headers.{name}",
+        )
+        for name in (
+            "Host",
+            "content-length",
+            "Transfer-Encoding",
+            "Connection",
+            "Keep-Alive",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Proxy-Connection",
+        )
+    ],
+    ("header twice", {"extra_headers": {"X-A": "1", "x-a": "2"}}, 422, "extra_headers.x-a"),
+    ("control in api_key", {"api_key": "sk-abc\x01defghijklmnop"}, 422, "api_key"),
+    ("newline in api_key", {"api_key": "sk-abc\ndefghijklmnop"}, 422, "api_key"),
+    ("space in api_key", {"api_key": "sk-abc defghijklmnop"}, 422, "api_key"),
+    ("control in organization_id", {"organization_id": "org\x07x"}, 422, "organization_id"),
+    ("control in api_version", {"api_version": "2024\x00-10"}, 422, "api_version"),
+    ("control in deployment", {"deployment": "gpt\x1b[0m"}, 422, "deployment"),
+    ("NUL in description", {"description": "a\x00b"}, 422, "description"),
+    ("surrogate in description", {"description": "a\ud800b"}, 422, "description"),
+    ("NUL in model_name", {"model_name": "m\x00"}, 422, "model_name"),
+    ("NUL in a tag", {"tags": ["ok", "t\x00"]}, 422, "tags.1"),
+    ("NUL in owner", {"owner": "\x00"}, 422, "owner"),
+    ("control in a tag", {"tags": ["a\tb"]}, 422, "tags.0"),
+    ("space in base_url", {"base_url": "http://my host:8080/v1"}, 422, "base_url"),
+    ("bracket in base_url", {"base_url": "http://host/v1<script>"}, 422, "base_url"),
+    ("flag as text", {"use_in_livekit": "yes"}, 422, "use_in_livekit"),
+    ("flag as number", {"use_in_mcp": 1}, 422, "use_in_mcp"),
+    ("flag as string true", {"is_active": "true"}, 422, "is_active"),
+    ("timeout as numeric text", {"timeout": "30"}, 422, "timeout"),
+    ("timeout as bool", {"timeout": True}, 422, "timeout"),
+    ("retries as text", {"max_retries": "2"}, 422, "max_retries"),
+    ("priority as float", {"priority": 1.5}, 422, "priority"),
+    ("weight as whole float", {"weight": 2.0}, 422, "weight"),
+    ("description too long", {"description": "d" * 2001}, 422, "description"),
+    ("tag too long", {"tags": ["t" * 65]}, 422, "tags.0"),
+    ("owner too long", {"owner": "o" * 201}, 422, "owner"),
+    ("huge number", {"timeout": 10**400}, 422, "timeout"),
+    ("nested junk", {"extra_headers": {"X-A": {"deep": [1, 2]}}}, 422, "extra_headers.X-A"),
     ("tags not a list", {"tags": "dev"}, 422, "tags"),
     ("too many tags", {"tags": [f"t{i}" for i in range(51)]}, 422, "tags"),
     ("flag not a bool", {"use_in_livekit": "perhaps"}, 422, "use_in_livekit"),
@@ -69,7 +119,9 @@ def test_bad_create(
     api: httpx.Client, server: Server, sent: dict[str, Any], status: int, field: str | None
 ) -> None:
     body = {k: v for k, v in {**VALID, **sent}.items() if v is not None}
-    error = _error(api.post("/api/connections", json=body), status)
+    content = json.dumps(body).encode()  # ASCII escapes: a lone surrogate gets through too
+    headers = {"Content-Type": "application/json"}
+    error = _error(api.post("/api/connections", content=content, headers=headers), status)
     assert error["field"] == field
     assert error["type"] == "validation_error"
     assert server.db.query("SELECT count(*) FROM llm_connections") == [(0,)]
@@ -201,3 +253,167 @@ def test_extra_allowed_hosts(tmp_path: Path) -> None:
             assert client.get("/healthz", headers={"Host": "other.local"}).status_code == 400
     finally:
         server.stop()
+
+
+def test_ints_are_numbers_and_floats_stay_floats(api: httpx.Client) -> None:
+    body = {**VALID, "timeout": 30, "temperature": 1, "input_cost_per_million": 0}
+    created = api.post("/api/connections", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["timeout"] == 30.0 and created.json()["temperature"] == 1.0
+
+
+def test_every_offending_field_is_named_unknown_ones_first(api: httpx.Client) -> None:
+    typo = {"name": "Typo", "connection_type": "local", "model": "llama3.2:3b"}
+    error = _error(api.post("/api/connections", json=typo), 422)
+    assert error == {
+        "type": "validation_error",
+        "message": "unknown field 'model' (did you mean 'model_name'?); model_name is required",
+        "field": "model",
+    }
+    many = {**VALID, "timeout": "30", "use_in_mcp": "yes", "colour": "blue"}
+    error = _error(api.post("/api/connections", json=many), 422)
+    assert error["field"] == "colour"
+    for named in ("unknown field 'colour'", "timeout", "use_in_mcp"):
+        assert named in error["message"]
+    assert "did you mean" not in error["message"]  # nothing is close to 'colour'
+    created = api.post("/api/connections", json=VALID).json()
+    patch = api.patch(f"/api/connections/{created['id']}", json={"descripton": "x"})
+    assert "did you mean 'description'?" in _error(patch, 422)["message"]
+    nested = {"connection": {**VALID, "modelname": "x"}}
+    error = _error(api.post("/api/connections/test", json=nested), 422)
+    assert error["field"] == "connection.modelname"
+    assert "did you mean 'model_name'?" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "a JSON object is required as the body"),
+        (b"null", "the body must be a JSON object"),
+        (b"[]", "the body must be a JSON object"),
+        (b'"text"', "the body must be a JSON object"),
+        (b"{}", "name is required; connection_type is required; model_name is required"),
+    ],
+)
+def test_empty_or_null_body_says_what_is_wanted(
+    api: httpx.Client, content: bytes, message: str
+) -> None:
+    headers = {"Content-Type": "application/json"}
+    error = _error(api.post("/api/connections", content=content, headers=headers), 422)
+    assert error["message"] == message
+    assert "None" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/connections?q=a%00b", "q"),
+        ("/api/connections?tag=a%00", "tag"),
+        ("/api/connections?status=%00", "status"),
+        ("/api/connections/a%00b", "connection_id"),
+        ("/api/connections/a%00b/health-checks", "connection_id"),
+        ("/api/connections/a%00b/usage", "connection_id"),
+        ("/api/pools/a%00b", "pool_id"),
+        ("/api/pools/a%00b/stats", "pool_id"),
+        ("/api/webhooks/a%00b", "webhook_id"),
+        ("/api/usage?window=1%00d", "window"),
+        ("/api/connections?offset=9223372036854775808", "offset"),
+        ("/api/connections?offset=-1", "offset"),
+        ("/api/connections?limit=-99999999999999999999999", "limit"),
+        ("/api/connections?limit=99999999999999999999999", "limit"),
+        ("/api/connections/x/health-checks?offset=9223372036854775808", "offset"),
+        ("/api/webhooks/x/deliveries?offset=9223372036854775808", "offset"),
+        ("/api/connections?" + "&".join(f"tag=t{i}" for i in range(2000)), "tag"),
+        ("/api/connections?" + "&".join(f"tag=t{i}" for i in range(51)), "tag"),
+        ("/api/connections?is_active=yes", "is_active"),
+        ("/api/connections?use_in_livekit=on", "use_in_livekit"),
+        ("/api/usage?window=999999d", "window"),
+        ("/api/usage?window=32d", "window"),
+        ("/api/usage?bucket=999999d", "bucket"),
+    ],
+)
+def test_bad_query_or_path_is_a_4xx_naming_it(api: httpx.Client, url: str, field: str) -> None:
+    error = _error(api.get(url), 422)
+    assert error["field"] == field
+
+
+def test_usage_windows_of_a_connection_and_a_pool(api: httpx.Client) -> None:
+    created = api.post("/api/connections", json=VALID).json()
+    pool = {"name": "P", "members": [{"connection_id": created["id"]}]}
+    pool_id = api.post("/api/pools", json=pool).json()["id"]
+    for url in (f"/api/connections/{created['id']}/usage", f"/api/pools/{pool_id}/stats"):
+        assert _error(api.get(url, params={"window": "999999d"}), 422)["field"] == "window"
+        assert api.get(url, params={"window": "31d"}).status_code == 200
+
+
+@pytest.mark.parametrize("value", ["true", "True", "1", "false", "0"])
+def test_query_bools_take_true_false_1_0(api: httpx.Client, value: str) -> None:
+    api.post("/api/connections", json={**VALID, "is_active": True})
+    listed = api.get("/api/connections", params={"is_active": value})
+    assert listed.status_code == 200
+    assert listed.json()["total"] == (1 if value.lower() in ("true", "1") else 0)
+
+
+def _openai_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE", "HEAD"])
+def test_gateway_chat_takes_only_post(api: httpx.Client, server: Server, method: str) -> None:
+    response = api.request(method, "/v1/chat/completions")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "OPTIONS, POST"
+    if method != "HEAD":
+        assert _openai_error(response, 405)["code"] == "method_not_allowed"
+
+
+def test_gateway_models_takes_only_get(api: httpx.Client) -> None:
+    response = api.post("/v1/models", json={})
+    assert _openai_error(response, 405)["type"] == "invalid_request_error"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert api.head("/v1/models").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"), [("/v1/models", "GET"), ("/v1/chat/completions", "POST")]
+)
+def test_gateway_answers_a_cors_preflight(api: httpx.Client, path: str, allow: str) -> None:
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": allow,
+        "Access-Control-Request-Headers": "content-type",
+    }
+    response = api.options(path, headers=preflight)
+    assert response.status_code == 204
+    assert allow in response.headers["allow"]
+    assert "access-control-allow-origin" not in response.headers  # no cross-origin grant
+
+
+def test_control_characters_in_credentials_are_refused_on_patch(
+    api: httpx.Client, server: Server
+) -> None:
+    created = api.post("/api/connections", json=VALID).json()
+    url = f"/api/connections/{created['id']}"
+    for field, value in (
+        ("api_key", "sk-\x00abcdefghijklmnop"),
+        ("organization_id", "org\r\nX-Injected: 1"),
+        ("api_version", "v\x01"),
+        ("deployment", "d\x7f"),
+        ("extra_headers", {"X-Ok": "v\x0b"}),
+    ):
+        error = _error(api.patch(url, json={field: value}), 422)
+        assert error["field"].startswith(field)
+    detail = api.get(url).json()
+    assert detail["has_api_key"] is False and detail["extra_headers"] == {}
+
+
+def test_the_readme_error_example_is_what_the_server_says(api: httpx.Client) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    example = readme.split("Every error has one shape", 1)[1].split("```json\n", 1)[1]
+    documented = json.loads(example.split("```", 1)[0])
+    typo = {"name": "Typo", "connection_type": "local", "model": "llama3.2:3b"}
+    assert api.post("/api/connections", json=typo).json() == documented

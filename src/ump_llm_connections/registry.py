@@ -1,7 +1,12 @@
 """The connection registry: the one place that creates, changes and reads connections.
 
 The API, the CLI and (later) the gateway and the health monitor all go through it. It applies
-the domain's defaults, encrypts keys and turns store rows into ``ConnectionRead``.
+the domain's defaults, encrypts keys and header values and turns store rows into
+``ConnectionRead``.
+
+Every ``extra_headers`` value is a secret (``X-Auth-Token``, ``Ocp-Apim-Subscription-Key``, …):
+stored encrypted like the API key (context: the connection id), shown only as a mask, decrypted
+only into a ``Target``. Values stored in plain text by older versions are encrypted at start.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from ump_llm_connections.domain import (
     default_api_format,
     invalid_input,
     mask_key,
+    mask_value,
 )
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
-from ump_llm_connections.secrets import KeyBox
+from ump_llm_connections.secrets import KeyBox, is_encrypted, key_id_of
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.tables import ConnectionRow
 
@@ -73,38 +79,52 @@ class Registry:
             await listener(connection_id)
 
     async def check_keys(self) -> None:
-        """Refuse to run with a server key that cannot read the stored API keys."""
-        stored = await self._store.encrypted_key_ids()
+        """Refuse to run with a server key that cannot read the stored API keys and headers."""
+        stored = set(await self._store.encrypted_key_ids())
+        for _, headers in await self._store.extra_headers():
+            stored.update(key_id_of(v) for v in headers.values() if is_encrypted(v))
         if not stored:
             return
         if self._keys is None:
             raise ConfigurationError(
-                "the database holds encrypted API keys but no server key was found: set "
-                "UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) used before"
+                "the database holds encrypted API keys or header values but no server key was "
+                "found: set UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) "
+                "used before"
             )
         foreign = sorted(set(stored) - {self._keys.key_id})
         if foreign:
             raise ConfigurationError(
-                f"the database holds API keys encrypted with server key {', '.join(foreign)}, "
-                f"but this server's key is {self._keys.key_id}: set UMP_SECRET_KEY (or the key "
-                "file) to the key used when they were saved"
+                "the database holds API keys or header values encrypted with server key "
+                f"{', '.join(foreign)}, but this server's key is {self._keys.key_id}: set "
+                "UMP_SECRET_KEY (or the key file) to the key used when they were saved"
             )
+
+    async def seal_headers(self) -> None:
+        """Encrypt the header values older versions stored in plain text."""
+        for connection_id, headers in await self._store.extra_headers():
+            if not all(is_encrypted(value) for value in headers.values()):
+                sealed = self._seal_headers(
+                    connection_id, self._open_headers(connection_id, headers)
+                )
+                await self._store.set_extra_headers(connection_id, sealed)
+                log.info("encrypted the extra_headers values of connection %s", connection_id)
 
     async def create(self, data: ConnectionCreate) -> ConnectionRead:
         row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
+        row.extra_headers = self._seal_headers(row.id, data.extra_headers)
         row.status = ConnectionStatus.unknown if data.is_active else ConnectionStatus.inactive
         row.consecutive_failures = 0
         if data.api_key is not None:
             self._set_key(row, data.api_key)
         await self._store.add(row)
         await self._changed(row.id)
-        created = ConnectionRead.model_validate(row)
+        created = self._read(row)
         self._events.publish("connection.created", event_data(created))
         log.info("created connection %r (%s, %s)", row.name, row.connection_type, row.id)
         return created
 
     async def get(self, ref: str) -> ConnectionRead:
-        return ConnectionRead.model_validate(await self._row(ref))
+        return self._read(await self._row(ref))
 
     async def find(
         self,
@@ -124,7 +144,7 @@ class Registry:
         if offset < 0:
             raise InvalidInput("offset must be 0 or more", field="offset")
         rows, total = await self._store.find(filters, sort=sort, limit=limit, offset=offset)
-        items = [ConnectionRead.model_validate(row) for row in rows]
+        items = [self._read(row) for row in rows]
         return ConnectionPage(items=items, total=total, limit=limit, offset=offset)
 
     async def summary(self) -> Summary:
@@ -138,6 +158,7 @@ class Registry:
             merged = self._merge(row, patch)
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
+            row.extra_headers = self._seal_headers(row.id, merged.extra_headers)
             if "is_active" in sent:
                 row.deactivated_by_health = False
                 row.status = _status_after_toggle(row)
@@ -152,7 +173,7 @@ class Registry:
             raise _not_found(ref)
         await self._changed(row.id)
         log.info("updated connection %r (%s): %s", row.name, row.id, ", ".join(sorted(sent)))
-        updated = ConnectionRead.model_validate(row)
+        updated = self._read(row)
         changed = sorted(f for f in sent if f != "api_key") + (
             ["api_key"] if "api_key" in sent else []
         )
@@ -176,7 +197,7 @@ class Registry:
         await self._changed(row.id)
         verb = "activated" if active else "deactivated"
         log.info("%s connection %r (%s)", verb, row.name, row.id)
-        toggled = ConnectionRead.model_validate(row)
+        toggled = self._read(row)
         if active != current.is_active:
             self._events.publish(f"connection.{verb}", {**event_data(toggled), "reason": "manual"})
         return toggled
@@ -186,13 +207,13 @@ class Registry:
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self._changed(row.id)
-        self._events.publish("connection.deleted", event_data(ConnectionRead.model_validate(row)))
+        self._events.publish("connection.deleted", event_data(self._read(row)))
         log.info("deleted connection %r (%s)", row.name, row.id)
 
     async def target(self, ref: str) -> tuple[ConnectionRead, Target]:
         """A connection and where to reach it, its key decrypted (for adapters only)."""
         row = await self._row(ref)
-        return ConnectionRead.model_validate(row), self._target_of(row)
+        return self._read(row), self._target_of(row)
 
     def _target_of(self, row: ConnectionRow) -> Target:
         key = None
@@ -200,11 +221,13 @@ class Registry:
             if self._keys is None:
                 raise ConfigurationError("no server key is loaded: API keys cannot be read")
             key = self._keys.decrypt(row.api_key_encrypted, context=str(row.id))
-        return _target(row, key, self._max_upstream_bytes)
+        return _target(
+            row, key, self._open_headers(row.id, row.extra_headers), self._max_upstream_bytes
+        )
 
     def unsaved_target(self, data: ConnectionCreate) -> Target:
         """Where to reach a configuration that is not saved (the Add dialog's test)."""
-        return _target(data, data.api_key, self._max_upstream_bytes)
+        return _target(data, data.api_key, data.extra_headers, self._max_upstream_bytes)
 
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
         """Every connection with its target: what the gateway's in-memory directory holds.
@@ -215,7 +238,7 @@ class Registry:
         found = []
         for row in await self._store.all():
             try:
-                found.append((ConnectionRead.model_validate(row), self._target_of(row)))
+                found.append((self._read(row), self._target_of(row)))
             except ConfigurationError as exc:
                 log.error("connection %r (%s) cannot be served: %s", row.name, row.id, exc)
         return found
@@ -242,6 +265,7 @@ class Registry:
         """The row with the patch applied, checked by the same rules as a new connection."""
         sent = patch.model_fields_set - {"api_key"}
         merged: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
+        merged["extra_headers"] = self._open_headers(row.id, row.extra_headers)
         old_type = ConnectionType(row.connection_type)
         merged.update({f: getattr(patch, f) for f in sent})
         new_type = ConnectionType(merged["connection_type"])
@@ -257,6 +281,46 @@ class Registry:
             return ConnectionCreate.model_validate(merged)
         except ValidationError as exc:
             raise invalid_input(exc) from None
+
+    def _read(self, row: ConnectionRow) -> ConnectionRead:
+        """The API's view of a row: header values masked like the key."""
+        read = ConnectionRead.model_validate(row)
+        if row.extra_headers:
+            read.extra_headers = {
+                name: self._mask(row.id, value) for name, value in row.extra_headers.items()
+            }
+        return read
+
+    def _mask(self, connection_id: uuid.UUID, stored: str) -> str:
+        if not is_encrypted(stored):
+            return mask_value(stored)
+        if self._keys is None:
+            return "…"
+        try:
+            return mask_value(self._keys.decrypt(stored, context=str(connection_id)))
+        except ConfigurationError:  # the start-up check names the key; a read still answers
+            return "…"
+
+    def _seal_headers(self, connection_id: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
+        if not headers:
+            return {}
+        if self._keys is None:
+            raise ConfigurationError("no server key is loaded: header values cannot be stored")
+        context = str(connection_id)
+        return {name: self._keys.encrypt(value, context=context) for name, value in headers.items()}
+
+    def _open_headers(self, connection_id: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
+        """Header values in plain text (those stored before encryption are already)."""
+        if not headers:
+            return {}
+        opened = {}
+        for name, value in headers.items():
+            if is_encrypted(value):
+                if self._keys is None:
+                    raise ConfigurationError("no server key is loaded: headers cannot be read")
+                value = self._keys.decrypt(value, context=str(connection_id))
+            opened[name] = value
+        return opened
 
     def _set_key(self, row: ConnectionRow, key: str) -> None:
         if self._keys is None:
@@ -276,7 +340,9 @@ def event_data(c: ConnectionRead) -> dict[str, Any]:
     }
 
 
-def _target(source: ConnectionRow | ConnectionCreate, key: str | None, limit: int) -> Target:
+def _target(
+    source: ConnectionRow | ConnectionCreate, key: str | None, headers: dict[str, str], limit: int
+) -> Target:
     return Target(
         api_format=str(source.api_format),
         base_url=str(source.base_url),
@@ -287,7 +353,7 @@ def _target(source: ConnectionRow | ConnectionCreate, key: str | None, limit: in
         organization_id=source.organization_id,
         api_version=source.api_version,
         deployment=source.deployment,
-        extra_headers=dict(source.extra_headers or {}),
+        extra_headers=headers,
         max_response_bytes=limit,
     )
 

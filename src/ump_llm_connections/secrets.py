@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -73,6 +74,14 @@ class KeyBox:
                 "a stored API key failed its integrity check (tampered, or moved between rows)"
             ) from None
         return plain.decode()
+
+
+_STORED = re.compile(r"v1\.[0-9a-f]{12}\.[A-Za-z0-9_-]{38,}=*")
+
+
+def is_encrypted(value: str) -> bool:
+    """Whether a stored value is one of ours (``v1.<key id>.<nonce+ciphertext>``)."""
+    return _STORED.fullmatch(value) is not None
 
 
 def key_id_of(stored: str) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ump_llm_connections.api.deps import RegistryDep, TesterDep
+from ump_llm_connections.api.deps import Clean, Offset, QueryBool, RegistryDep, TesterDep
 from ump_llm_connections.api.responses import UPSTREAM_ERRORS, errors
 from ump_llm_connections.domain import (
     ConnectionCreate,
@@ -27,7 +27,7 @@ from ump_llm_connections.domain import (
 )
 from ump_llm_connections.errors import InvalidInput
 
-router = APIRouter(prefix="/api/connections", tags=["connections"])
+router = APIRouter(prefix="/api/connections", tags=["connections"], dependencies=[Clean])
 
 LIST_PARAMS = frozenset(
     {
@@ -46,6 +46,7 @@ LIST_PARAMS = frozenset(
 )
 
 Ref = Annotated[str, "a connection id (UUID) or its name"]
+MAX_TAGS = 50  # as many as a connection may have
 
 
 @router.post("", status_code=201, summary="Create a connection", responses=errors(409))
@@ -58,10 +59,10 @@ async def list_connections(
     request: Request,
     registry: RegistryDep,
     connection_type: ConnectionType | None = None,
-    use_in_livekit: bool | None = None,
-    use_in_mcp: bool | None = None,
-    use_in_automation: bool | None = None,
-    is_active: bool | None = None,
+    use_in_livekit: QueryBool = None,
+    use_in_mcp: QueryBool = None,
+    use_in_automation: QueryBool = None,
+    is_active: QueryBool = None,
     status: ConnectionStatus | None = None,
     tag: Annotated[
         list[str], Query(description="Repeatable: connections having every tag given")
@@ -73,12 +74,14 @@ async def list_connections(
         str, Query(description="A field name, '-' in front for descending: -created_at")
     ] = "name",
     limit: Annotated[int, Query(description="Page size, 1 to 1000")] = 50,
-    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+    offset: Offset = 0,
 ) -> ConnectionPage:
     unknown = set(request.query_params) - LIST_PARAMS
     if unknown:
         name = sorted(unknown)[0]
-        raise InvalidInput(f"unknown query parameter '{name}'", field=name)
+        raise InvalidInput(f"unknown query parameter '{name[:64]}'", field=name[:64])
+    if len(tag) > MAX_TAGS:
+        raise InvalidInput(f"at most {MAX_TAGS} tags", field="tag")
     filters = ConnectionFilters(
         connection_type=connection_type,
         use_in_livekit=use_in_livekit,
@@ -155,7 +158,7 @@ async def health_checks(
     connection_id: Ref,
     tester: TesterDep,
     limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
-    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+    offset: Offset = 0,
 ) -> HealthCheckPage:
     return await tester.history(connection_id, limit=limit, offset=offset)
 

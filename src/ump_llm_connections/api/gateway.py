@@ -172,13 +172,29 @@ async def list_models(request: Request) -> Response:
 
 class Endpoint:
     """A request handler as a bare ASGI app: Starlette's per-request wrapper (exception
-    handling we do not use) stays off the hot path."""
+    handling we do not use) stays off the hot path. Other methods get a 405 in OpenAI's error
+    shape, and OPTIONS (a CORS preflight) a 204, both with ``Allow``; no CORS grant is given."""
 
-    def __init__(self, handler: Callable[[Request], Awaitable[Response | EventStream]]) -> None:
+    def __init__(
+        self, handler: Callable[[Request], Awaitable[Response | EventStream]], *methods: str
+    ) -> None:
         self.handler = handler
+        self.methods = frozenset(methods)
+        self.allow = ", ".join(sorted(self.methods | {"OPTIONS"}))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = await self.handler(Request(scope, receive, send))
+        if scope["method"] in self.methods:
+            response = await self.handler(Request(scope, receive, send))
+        elif scope["method"] == "OPTIONS":
+            response = Response(status_code=204, headers={"Allow": self.allow})
+        else:
+            response = _error(
+                405,
+                "invalid_request_error",
+                "method_not_allowed",
+                f"{str(scope['method'])[:20]} is not allowed here: use {self.allow}",
+                headers={"Allow": self.allow},
+            )
         await response(scope, receive, send)
 
 
@@ -195,8 +211,8 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 router = Router(
     routes=[
-        Route("/v1/chat/completions", Endpoint(chat_completions), methods=["POST"]),
-        Route("/v1/models", Endpoint(list_models), methods=["GET"]),
+        Route("/v1/chat/completions", Endpoint(chat_completions, "POST")),
+        Route("/v1/models", Endpoint(list_models, "GET", "HEAD")),
     ],
     default=not_found,
 )

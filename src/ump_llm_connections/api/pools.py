@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ump_llm_connections.api.deps import Pools
+from ump_llm_connections.api.deps import Clean, Pools
 from ump_llm_connections.domain import (
     PoolCreate,
     PoolList,
@@ -19,7 +19,7 @@ from ump_llm_connections.gateway.usage import parse_duration, report
 from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
-router = APIRouter(prefix="/api/pools", tags=["pools"])
+router = APIRouter(prefix="/api/pools", tags=["pools"], dependencies=[Clean])
 
 
 @router.post("", status_code=201, summary="Create a pool")

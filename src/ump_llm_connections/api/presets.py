@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ump_llm_connections import presets
-from ump_llm_connections.api.deps import Pools, RegistryDep
+from ump_llm_connections.api.deps import Clean, Pools, RegistryDep
 from ump_llm_connections.domain import PresetApplied, PresetApply, PresetInfo
 
-router = APIRouter(prefix="/api/presets", tags=["presets"])
+router = APIRouter(prefix="/api/presets", tags=["presets"], dependencies=[Clean])
 
 
 @router.get("", summary="The presets and what each would create")

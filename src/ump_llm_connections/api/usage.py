@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ump_llm_connections.api.deps import Pools, RegistryDep
+from ump_llm_connections.api.deps import Clean, Pools, RegistryDep
 from ump_llm_connections.domain import UsageReport
 from ump_llm_connections.gateway.usage import parse_duration, report
 from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
-router = APIRouter(tags=["usage"])
+router = APIRouter(tags=["usage"], dependencies=[Clean])
 
 Window = Annotated[str, Query(description="How far back: 30m, 24h, 7d (at most 31d)")]
 Bucket = Annotated[

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from ump_llm_connections.api.deps import Clean, Offset
 from ump_llm_connections.domain import (
     WebhookCreate,
     WebhookCreated,
@@ -15,7 +16,7 @@ from ump_llm_connections.domain import (
 )
 from ump_llm_connections.webhooks import WebhookService
 
-router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], dependencies=[Clean])
 
 
 def _webhooks(request: Request) -> WebhookService:
@@ -52,6 +53,6 @@ async def deliveries(
     webhook_id: str,
     webhooks: Webhooks,
     limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
-    offset: Annotated[int, Query(description="Rows to skip")] = 0,
+    offset: Offset = 0,
 ) -> WebhookDeliveryPage:
     return await webhooks.deliveries(webhook_id, limit=limit, offset=offset)

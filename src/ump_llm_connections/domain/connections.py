@@ -8,10 +8,9 @@ from __future__ import annotations
 import enum
 import unicodedata
 import uuid
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -19,12 +18,25 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.domain.endpoints import (
+    check_headers,
+    http_url,
+)
+from ump_llm_connections.domain.input import (
+    Body,
+    Flag,
+    Integer,
+    InvalidField,
+    Number,
+    Secret,
+    SingleLine,
+    TextBlock,
+    header_value,
+)
 
 
 class ConnectionType(enum.StrEnum):
@@ -74,11 +86,6 @@ TYPE_API_FORMAT: dict[ConnectionType, ApiFormat] = {
 }
 OLLAMA_PORT = 11434
 
-# Credentials belong in api_key (encrypted), never in plain-text headers.
-SECRET_HEADER_NAMES = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
-)
-
 SORT_FIELDS = (
     "name",
     "created_at",
@@ -101,21 +108,6 @@ def default_api_format(connection_type: ConnectionType, base_url: str | None) ->
     return ApiFormat.openai
 
 
-def http_url(value: str, field: str, *, credentials: str) -> SplitResult:
-    """An http(s) URL with a host, a valid port and no user:password (``credentials`` says
-    where those belong instead)."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{field} must be an http:// or https:// URL with a host")
-    if parts.username or parts.password:
-        raise ValueError(f"{field} must not carry credentials: {credentials}")
-    try:
-        parts.port  # noqa: B018 - raises on a port out of range
-    except ValueError:
-        raise ValueError(f"{field} has an invalid port") from None
-    return parts
-
-
 def _check_base_url(value: str) -> str:
     value = value.strip()
     parts = http_url(value, "base_url", credentials="put the key in api_key")
@@ -129,15 +121,6 @@ def _check_tags(tags: list[str]) -> list[str]:
     for tag in tags:
         seen.setdefault(tag, None)
     return list(seen)
-
-
-def _check_headers(headers: dict[str, str]) -> dict[str, str]:
-    for name in headers:
-        if name.lower() in SECRET_HEADER_NAMES:
-            raise ValueError(
-                f"header '{name}' carries a credential: put the key in api_key, which is encrypted"
-            )
-    return headers
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -206,44 +189,41 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_check_name),
 ]
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ModelName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), SingleLine
+]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SingleLine]
+Description = Annotated[str, StringConstraints(max_length=2000), TextBlock]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
+]
 HeaderName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ]
-HeaderValue = Annotated[str, StringConstraints(max_length=2000, pattern=r"^[^\r\n]*$")]
+HeaderValue = Annotated[str, StringConstraints(max_length=2000), AfterValidator(header_value)]
 BaseUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_base_url)]
-ApiKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
+ApiKey = Secret
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_check_tags)]
 Headers = Annotated[
-    dict[HeaderName, HeaderValue], Field(max_length=50), AfterValidator(_check_headers)
+    dict[HeaderName, HeaderValue], Field(max_length=50), AfterValidator(check_headers)
 ]
-Timeout = Annotated[float, Field(gt=0, le=3600)]
-Retries = Annotated[int, Field(ge=0, le=10)]
-Temperature = Annotated[float, Field(ge=0, le=2)]
-MaxTokens = Annotated[int, Field(ge=1, le=2_000_000)]
-Priority = Annotated[int, Field(ge=-1000, le=1000)]
-Weight = Annotated[int, Field(ge=0, le=10_000)]
-Limit = Annotated[int, Field(ge=1, le=100_000_000)]
-Cost = Annotated[float, Field(ge=0, le=100_000)]
+Timeout = Annotated[Number, Field(gt=0, le=3600)]
+Retries = Annotated[Integer, Field(ge=0, le=10)]
+Temperature = Annotated[Number, Field(ge=0, le=2)]
+MaxTokens = Annotated[Integer, Field(ge=1, le=2_000_000)]
+Priority = Annotated[Integer, Field(ge=-1000, le=1000)]
+Weight = Annotated[Integer, Field(ge=0, le=10_000)]
+Limit = Annotated[Integer, Field(ge=1, le=100_000_000)]
+Cost = Annotated[Number, Field(ge=0, le=100_000)]
 
 
-class InvalidField(ValueError):
-    """A model-level rule broken by one named field (pydantic reports it under that field)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class ConnectionFields(BaseModel):
+class ConnectionFields(Body):
     """The writable fields of a connection, all optional (what PATCH takes)."""
 
     model_config = ConfigDict(extra="forbid", use_enum_values=False)
 
     name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    description: Description | None = None
     connection_type: ConnectionType | None = None
     api_format: ApiFormat | None = None
     base_url: BaseUrl | None = None
@@ -257,10 +237,10 @@ class ConnectionFields(BaseModel):
     max_retries: Retries | None = None
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
-    use_in_livekit: bool | None = None
-    use_in_mcp: bool | None = None
-    use_in_automation: bool | None = None
-    is_active: bool | None = None
+    use_in_livekit: Flag | None = None
+    use_in_mcp: Flag | None = None
+    use_in_automation: Flag | None = None
+    is_active: Flag | None = None
     tags: Tags | None = None
     priority: Priority | None = None
     weight: Weight | None = None
@@ -268,17 +248,17 @@ class ConnectionFields(BaseModel):
     tpm_limit: Limit | None = None
     input_cost_per_million: Cost | None = None
     output_cost_per_million: Cost | None = None
-    monthly_budget: Annotated[float, Field(gt=0, le=10_000_000)] | None = Field(
+    monthly_budget: Annotated[Number, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="Spend per calendar month (UTC) above which it is skipped."
     )
-    health_interval_s: Annotated[int, Field(ge=10, le=86_400)] | None = Field(
+    health_interval_s: Annotated[Integer, Field(ge=10, le=86_400)] | None = Field(
         default=None, description="Seconds between health probes (default UMP_HEALTH_INTERVAL_S)."
     )
     probe_mode: ProbeMode | None = Field(
         default=None,
         description="cheap: list the models, no tokens spent (default); generate: a tiny prompt.",
     )
-    auto_reactivate: bool | None = Field(
+    auto_reactivate: Flag | None = Field(
         default=None, description="Come back by itself once healthy after the monitor disabled it."
     )
     aws_instance_id: ShortText | None = None
@@ -321,19 +301,19 @@ class ConnectionCreate(ConnectionFields):
     name: Name
     connection_type: ConnectionType
     model_name: ModelName
-    description: str = ""
+    description: Description = ""
     extra_headers: Headers = Field(default_factory=dict)
     timeout: Timeout = 60.0
     max_retries: Retries = 2
-    use_in_livekit: bool = False
-    use_in_mcp: bool = False
-    use_in_automation: bool = False
-    is_active: bool = True
+    use_in_livekit: Flag = False
+    use_in_mcp: Flag = False
+    use_in_automation: Flag = False
+    is_active: Flag = True
     tags: Tags = Field(default_factory=list)
     priority: Priority = 0
     weight: Weight = 1
     probe_mode: ProbeMode = ProbeMode.cheap
-    auto_reactivate: bool = False
+    auto_reactivate: Flag = False
 
     @model_validator(mode="after")
     def _apply_type_rules(self) -> Self:
@@ -436,43 +416,3 @@ class Summary(BaseModel):
     mcp_ready: int
     automation_ready: int
     in_error: int
-
-
-def mask_key(key: str) -> str:
-    """``sk-proj-abcd…wxyz`` → ``sk-…wxyz``: the vendor prefix and the last four characters."""
-    if len(key) < 12:
-        return "…"
-    head = ""
-    for sep in ("-", "_"):
-        idx = key.find(sep)
-        if 0 < idx <= 4:
-            head = key[: idx + 1]
-            break
-    return f"{head}…{key[-4:]}"
-
-
-def invalid_input(exc: ValidationError | Sequence[Mapping[str, Any]]) -> InvalidInput:
-    """One readable error naming the first bad field, from pydantic's list of errors.
-
-    Input values are never echoed: a rejected value may be a secret.
-    """
-    errors = exc.errors() if isinstance(exc, ValidationError) else list(exc)
-    first = errors[0]
-    loc = [str(part) for part in first.get("loc", ())]
-    if loc and loc[0] in ("body", "query", "path", "header"):
-        loc = loc[1:]
-    cause = first.get("ctx", {}).get("error")
-    if isinstance(cause, InvalidField):  # a rule of the whole model, naming its field
-        loc.append(cause.field)
-    field = ".".join(loc) or None
-    kind = first.get("type", "")
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
-        message = f"unknown field '{field}'"
-    elif kind == "missing":
-        message = f"{field} is required"
-    elif field and not message.startswith(field):
-        message = f"{field}: {message}"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-    return InvalidInput(message, field=field)

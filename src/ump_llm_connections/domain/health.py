@@ -19,17 +19,18 @@ from ump_llm_connections.domain.connections import (
     ConnectionStatus,
     UtcDateTime,
 )
+from ump_llm_connections.domain.input import Body, Integer, TextBlock
 
 DEFAULT_TEST_PROMPT = "Hello, how are you?"
 
 
-class TestRequest(BaseModel):
+class TestRequest(Body):
     """Body of ``POST /api/connections/{id}/test`` (all optional)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: Annotated[str, StringConstraints(min_length=1, max_length=4000)] = DEFAULT_TEST_PROMPT
-    max_tokens: Annotated[int, Field(ge=1, le=4096)] = 50
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=4000), TextBlock] = (
+        DEFAULT_TEST_PROMPT
+    )
+    max_tokens: Annotated[Integer, Field(ge=1, le=4096)] = 50
 
 
 class UnsavedTestRequest(TestRequest):

@@ -7,24 +7,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-)
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from ump_llm_connections.domain.connections import (
     ApiKey,
     ConnectionRead,
     ConnectionType,
-    InvalidField,
+    Description,
     Name,
     Priority,
     UtcDateTime,
     Weight,
 )
+from ump_llm_connections.domain.input import Body, Flag, InvalidField, SingleLine
 from ump_llm_connections.domain.usage import UsageStats
 
 
@@ -35,9 +30,7 @@ class PoolStrategy(enum.StrEnum):
     least_latency = "least_latency"  # the fastest member lately first
 
 
-class PoolMember(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PoolMember(Body):
     connection_id: uuid.UUID
     priority: Priority = 0
     weight: Weight = 1
@@ -57,22 +50,18 @@ Members = Annotated[
 ]
 
 
-class PoolCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PoolCreate(Body):
     name: Name
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    description: Description = ""
     strategy: PoolStrategy = PoolStrategy.priority
     members: Members
 
 
-class PoolUpdate(BaseModel):
+class PoolUpdate(Body):
     """PATCH body: the fields sent change; ``members`` replaces the whole list."""
 
-    model_config = ConfigDict(extra="forbid")
-
     name: Name | None = None
-    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    description: Description | None = None
     strategy: PoolStrategy | None = None
     members: Members | None = None
 
@@ -140,21 +129,22 @@ class PresetInfo(BaseModel):
     skipped: list[PresetSkipped]
 
 
-class PresetApply(BaseModel):
+PresetKey = Annotated[str, StringConstraints(max_length=64), SingleLine]
+
+
+class PresetApply(Body):
     """Body of ``POST /api/presets/{name}/apply``."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    api_keys: dict[Annotated[str, StringConstraints(max_length=64)], ApiKey] = Field(
+    api_keys: Annotated[dict[PresetKey, ApiKey], Field(max_length=50)] = Field(
         default_factory=dict, description="One key per connection that needs one, by its key."
     )
-    prefix: Annotated[str, StringConstraints(max_length=50)] = Field(
+    prefix: Annotated[str, StringConstraints(max_length=50), SingleLine] = Field(
         default="", description="Put before every name, to apply a preset more than once."
     )
     pool_name: Name | None = None
-    use_in_livekit: bool = False
-    use_in_mcp: bool = False
-    use_in_automation: bool = False
+    use_in_livekit: Flag = False
+    use_in_mcp: Flag = False
+    use_in_automation: Flag = False
 
     def flags(self) -> dict[str, bool]:
         return {

@@ -13,7 +13,9 @@ from pydantic import (
     StringConstraints,
 )
 
-from ump_llm_connections.domain.connections import UtcDateTime, http_url
+from ump_llm_connections.domain.connections import Description, UtcDateTime
+from ump_llm_connections.domain.endpoints import http_url
+from ump_llm_connections.domain.input import Body, Flag, SingleLine
 from ump_llm_connections.events import EVENT_TYPES
 
 WEBHOOK_ALL_EVENTS = "*"
@@ -44,21 +46,19 @@ EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_che
 WebhookEvents = Annotated[
     list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
 ]
-WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256)]
+WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256), SingleLine]
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(Body):
     """Body of ``POST /api/webhooks``. Without a secret the server generates one."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: WebhookUrl
     events: WebhookEvents
     secret: WebhookSecret | None = Field(
         default=None, description="Write-only; stored encrypted. Generated when omitted."
     )
-    description: Annotated[str, StringConstraints(max_length=2000)] = ""
-    is_active: bool = True
+    description: Description = ""
+    is_active: Flag = True
 
 
 class WebhookRead(BaseModel):

@@ -238,7 +238,10 @@ def parse_duration(text: str, field: str) -> timedelta:
     match = DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise InvalidInput(f"{field} must look like 30m, 24h or 7d", field=field)
-    return timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+    span = timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
+    if span > MAX_WINDOW:  # also keeps ``now - span`` inside the calendar
+        raise InvalidInput(f"{field} can be at most 31d", field=field)
+    return span
 
 
 def report(
@@ -252,8 +255,6 @@ def report(
 ) -> UsageReport:
     """Totals, time buckets and (with ``names``) per-connection totals of usage rows."""
     span = parse_duration(window, "window")
-    if span > MAX_WINDOW:
-        raise InvalidInput("window can be at most 31d", field="window")
     step = parse_duration(bucket, "bucket") if bucket else _auto_bucket(span)
     if span / step > MAX_BUCKETS:
         raise InvalidInput(f"window / bucket gives more than {MAX_BUCKETS} buckets", field="bucket")

@@ -51,8 +51,11 @@ def parse_request(body: Any) -> tuple[str, ChatRequest, bool, bool]:
         raise WireError("messages must be a non-empty list", "messages")
     if body.get("n") not in (None, 1):
         raise WireError("n must be 1", "n")
+    messages = [_message(m, i) for i, m in enumerate(raw_messages)]
+    if all(m.role == "system" for m in messages):
+        raise WireError("messages must hold more than system messages", "messages")
     request = ChatRequest(
-        messages=[_message(m, i) for i, m in enumerate(raw_messages)],
+        messages=messages,
         temperature=_number(body, "temperature", 0, 2),
         max_tokens=_max_tokens(body),
         stop=_stop(body.get("stop")),
@@ -70,25 +73,45 @@ def _message(raw: Any, index: int) -> Message:
     where = f"messages[{index}]"
     if not isinstance(raw, dict):
         raise WireError(f"{where} must be an object", where)
-    role = ROLES.get(raw.get("role"))  # type: ignore[arg-type]
-    if role is None:
+    role = raw.get("role")
+    if not isinstance(role, str) or role not in ROLES:
         raise WireError(f"{where}.role must be one of {', '.join(ROLES)}", f"{where}.role")
-    calls = [
-        ToolCall(
-            id=str(c.get("id") or f"call_{j}"),
-            name=str(c["function"]["name"]),
-            arguments=_text_arguments(c["function"].get("arguments")),
-        )
-        for j, c in enumerate(raw.get("tool_calls") or [])
-        if isinstance(c, dict) and isinstance(c.get("function"), dict) and "name" in c["function"]
-    ]
+    raw_calls = raw.get("tool_calls") or []
+    if not isinstance(raw_calls, list):
+        raise WireError(f"{where}.tool_calls must be a list", f"{where}.tool_calls")
+    content = _content(raw.get("content"), f"{where}.content")
+    calls = [_tool_call(c, f"{where}.tool_calls[{j}]", j) for j, c in enumerate(raw_calls)]
+    if content is None and not (calls and role == "assistant"):
+        wanted = "content or tool_calls" if role == "assistant" else "content"
+        raise WireError(f"{where} needs {wanted}", f"{where}.content")
     return Message(
-        role=role,  # type: ignore[arg-type]
-        content=_content(raw.get("content"), f"{where}.content"),
+        role=ROLES[role],  # type: ignore[arg-type]
+        content=content,
         tool_calls=calls,
-        tool_call_id=raw.get("tool_call_id"),
-        name=raw.get("name"),
+        tool_call_id=_optional_text(raw, "tool_call_id", where),
+        name=_optional_text(raw, "name", where),
     )
+
+
+def _tool_call(raw: Any, where: str, index: int) -> ToolCall:
+    function = raw.get("function") if isinstance(raw, dict) else None
+    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        raise WireError(f"{where} must be a function call with a name", where)
+    call_id = raw.get("id")
+    if call_id is not None and not isinstance(call_id, str):
+        raise WireError(f"{where}.id must be a string", f"{where}.id")
+    return ToolCall(
+        id=call_id or f"call_{index}",
+        name=function["name"],
+        arguments=_text_arguments(function.get("arguments")),
+    )
+
+
+def _optional_text(raw: dict[str, Any], field: str, where: str) -> str | None:
+    value = raw.get(field)
+    if value is not None and not isinstance(value, str):
+        raise WireError(f"{where}.{field} must be a string", f"{where}.{field}")
+    return value
 
 
 def _content(content: Any, where: str) -> str | None:
@@ -99,7 +122,10 @@ def _content(content: Any, where: str) -> str | None:
         for part in content:
             if not isinstance(part, dict) or part.get("type") not in ("text", "input_text"):
                 raise WireError(f"{where}: only text content is supported", where)
-            texts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise WireError(f"{where}: a text part's text must be a string", where)
+            texts.append(text)
         return "".join(texts)
     raise WireError(f"{where} must be a string or a list of text parts", where)
 
@@ -149,11 +175,15 @@ def _tools(tools: Any) -> list[Tool] | None:
         function = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
             raise WireError(f"tools[{i}] must be a function with a name", f"tools[{i}]")
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            where = f"tools[{i}].function.parameters"
+            raise WireError(f"{where} must be a JSON schema object", where)
         out.append(
             Tool(
                 name=function["name"],
-                description=function.get("description"),
-                parameters=function.get("parameters") or {"type": "object", "properties": {}},
+                description=_optional_text(function, "description", f"tools[{i}].function"),
+                parameters=parameters or {"type": "object", "properties": {}},
             )
         )
     return out
@@ -172,8 +202,16 @@ def _tool_choice(choice: Any) -> str | None:
 def _response_format(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
-    if isinstance(value, dict) and value.get("type") in ("text", "json_object", "json_schema"):
+    if isinstance(value, dict) and value.get("type") in ("text", "json_object"):
         return None if value["type"] == "text" else value
+    if isinstance(value, dict) and value.get("type") == "json_schema":
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema", {}), dict):
+            raise WireError(
+                "response_format.json_schema must be an object with a schema object",
+                "response_format.json_schema",
+            )
+        return value
     raise WireError(
         "response_format.type must be text, json_object or json_schema", "response_format"
     )

@@ -166,6 +166,20 @@ class ConnectionStore:
             )
             return [value.split(".")[1] for value in rows.all()]
 
+    async def extra_headers(self) -> list[tuple[uuid.UUID, dict[str, str]]]:
+        """The stored ``extra_headers`` of every connection that has some."""
+        async with self._sessions() as session:
+            rows = await session.execute(select(C.id, C.extra_headers))
+            return [(connection_id, headers) for connection_id, headers in rows if headers]
+
+    async def set_extra_headers(self, connection_id: uuid.UUID, headers: dict[str, str]) -> None:
+        """Replace the stored headers, nothing else (``updated_at`` stays: no one edited it)."""
+        async with self._sessions() as session:
+            await session.execute(
+                update(C).where(C.id == connection_id).values(extra_headers=headers)
+            )
+            await session.commit()
+
     def _where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = []
         for column, value in (
