@@ -107,6 +107,14 @@ def serve(
     log_level: Annotated[
         str, typer.Option(envvar="UMP_LOG_LEVEL", help="debug, info, warning or error.")
     ] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="UMP_ACCESS_LOG",
+            help="Log a line per request (off: usage rows record every gateway call).",
+        ),
+    ] = False,
 ) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
@@ -120,7 +128,9 @@ def serve(
             "loopback. Bind 127.0.0.1 and put an authenticating reverse proxy in front.",
             2,
         )
-    settings = _settings(database_url, host=host, port=port, log_level=log_level)
+    settings = _settings(
+        database_url, host=host, port=port, log_level=log_level, access_log=access_log
+    )
     _with_service(settings, _nothing)  # migrate and check the key now, with a clean message
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["ump_llm_connections"] = {
@@ -134,6 +144,7 @@ def serve(
         port=port,
         log_level=log_level,
         log_config=log_config,
+        access_log=settings.access_log,
         server_header=False,
         proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
     )
