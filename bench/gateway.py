@@ -181,6 +181,7 @@ http {{
             add_header Cache-Control no-cache;
             return 200 {_nginx_string(fake_stream())};
         }}
+        location = /_fake/status {{ stub_status; }}  # connections accepted, for churn
         location = /v1/models {{
             default_type application/json;
             return 200 {_nginx_string(models)};
@@ -709,7 +710,8 @@ def start_gateway(children: Children, tmp: Path, upstream: Target) -> Started:
     port = free_port()
     log = tmp / "gateway.log"
     serve = [str(UMP), "serve", "--host", HOST, "--port", str(port), "--database-url", db]
-    proc = children.spawn([*serve, "--log-level", "warning"], cpu=SERVER_CPU, log=log, env=env)
+    # as `make run` starts it: default settings (log level, access log, health monitor)
+    proc = children.spawn(serve, cpu=SERVER_CPU, log=log, env=env)
     target = Target("our gateway", f"http://{HOST}:{port}", {})
     wait_ready(proc, target.base + "/healthz", log, 60)
     target.version = command_output([str(UMP), "version"])
