@@ -108,6 +108,7 @@ class ConnectionRow(Base):
         Index("ix_llm_connections_mcp", "use_in_mcp", "is_active", "name"),
         Index("ix_llm_connections_automation", "use_in_automation", "is_active", "name"),
         Index("ix_llm_connections_created", "created_at"),
+        Index("ix_llm_connections_updated", "updated_at"),  # the gateway's change check
         Index("ix_llm_connections_team", "team"),
         Index("ix_llm_connections_aws_instance", "aws_instance_id"),
         Index(
@@ -116,6 +117,13 @@ class ConnectionRow(Base):
             postgresql_using="gin",
             postgresql_ops={"tags": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
+        # SQLite cannot index inside JSON: flag-and-tag filters count from these instead
+        *(
+            Index(f"ix_llm_connections_{flag}_tags", f"use_in_{flag}", "is_active", "tags").ddl_if(
+                dialect="sqlite"
+            )
+            for flag in ("livekit", "mcp", "automation")
+        ),
     )
 
 
