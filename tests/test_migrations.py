@@ -82,8 +82,6 @@ def test_upgrade_creates_the_schema_the_code_uses(fresh_database: Database) -> N
     }
     if fresh_database.backend == "postgresql":
         expected.add("ix_llm_connections_tags")
-    else:  # SQLite cannot index inside JSON: flag-and-tag filters count from these
-        expected |= {f"ix_llm_connections_{f}_tags" for f in ("livekit", "mcp", "automation")}
     assert expected <= indexes["llm_connections"]
     assert "ix_llm_connection_usage_conn_time" in indexes["llm_connection_usage"]
     assert "ix_llm_connection_health_checks_conn_time" in indexes["llm_connection_health_checks"]

@@ -117,13 +117,6 @@ class ConnectionRow(Base):
             postgresql_using="gin",
             postgresql_ops={"tags": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
-        # SQLite cannot index inside JSON: flag-and-tag filters count from these instead
-        *(
-            Index(f"ix_llm_connections_{flag}_tags", f"use_in_{flag}", "is_active", "tags").ddl_if(
-                dialect="sqlite"
-            )
-            for flag in ("livekit", "mcp", "automation")
-        ),
     )
 
 
