@@ -30,12 +30,14 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: the registry benchmark (seeds 100,000 connections; minutes)
+## bench: the registry benchmark (seeds 100,000 connections per backend, default server
+## settings; several minutes)
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/registry.py
 
-## bench-gateway: our /v1/chat/completions vs LiteLLM proxy on a fake nginx upstream (~2 min;
-## installs nginx, wrk and bench/.venv-litellm the first time)
+## bench-gateway: our /v1/chat/completions vs LiteLLM proxy and Portkey's gateway on a fake nginx
+## upstream (~3 min; installs nginx, wrk, bench/.venv-litellm and bench/.portkey-gateway the
+## first time)
 bench-gateway: $(VENV)/.installed
 	$(BIN)/python bench/gateway.py
 

@@ -1,14 +1,18 @@
-"""Gateway benchmark: our ``POST /v1/chat/completions`` against LiteLLM proxy, side by side.
+"""Gateway benchmark: our ``POST /v1/chat/completions`` against LiteLLM proxy and Portkey's
+gateway, side by side.
 
-One command sets everything up, measures three targets one after the other on the same fake
+One command sets everything up, measures four targets one after the other on the same fake
 upstream, prints one table and checks the targets:
 
-    .venv/bin/python bench/gateway.py [--duration 8] [--skip-litellm] [--only-direct]
+    .venv/bin/python bench/gateway.py [--duration 8] [--skip-litellm] [--skip-portkey]
+                                      [--only-direct]
     make bench-gateway
 
 Setup (idempotent; fast when done): the Debian packages ``nginx`` and ``wrk``; LiteLLM proxy in
-its own venv ``bench/.venv-litellm`` (git-ignored); a temporary directory holding everything
-else, removed on exit together with every process started (also on Ctrl-C and errors).
+its own venv ``bench/.venv-litellm``; Portkey's open-source gateway (npm
+``@portkey-ai/gateway``, run with the machine's ``node``) in ``bench/.portkey-gateway`` (both
+git-ignored); a temporary directory holding everything else, removed on exit together with every
+process started (also on Ctrl-C and errors).
 
 The fake OpenAI upstream is a private nginx (``worker_processes 1``, ``access_log off``): ``POST
 /v1/chat/completions`` answers a fixed ``chat.completion`` JSON with usage, or a fixed SSE stream
@@ -20,19 +24,27 @@ The fake OpenAI upstream is a private nginx (``worker_processes 1``, ``access_lo
 Targets, measured one at a time (never two servers under load together):
 
 * direct nginx: the baseline, what a client gets with no gateway at all;
-* our gateway: ``ump-llm serve`` on a temporary SQLite with one connection ``bench``;
+* our gateway: ``ump-llm serve`` on a temporary SQLite with one connection ``bench``, started
+  as ``make run`` starts it: default settings (no per-request access log, the health monitor on);
 * LiteLLM proxy: one model ``bench`` -> ``openai/fake-model`` on the same nginx, master key, no
   database, one worker.
+* Portkey gateway: ``node build/start-server.js --headless``, configured per request by its
+  ``x-portkey-provider: openai`` and ``x-portkey-custom-host`` headers (the same nginx), bound to
+  127.0.0.1 by a preloaded module (it listens on every address otherwise). Its streaming fails
+  on Node 20 (a TypeError inside undici), so it is measured on plain chat only.
 
 The server under test runs on CPU 0 (``taskset -c 0``); nginx, wrk and the streaming client run on
 CPU 1. For each target: requests/s with wrk at 1, 8 and 64 connections (non-2xx responses and
 socket errors are counted and flagged), latency p50/p99 at one connection, time to first SSE
 event and total stream time (p50 over sequential requests from an aiohttp client), and the peak
 RSS (VmHWM, summed over the server's process tree). Added latency is the target's p50 minus the
-direct p50. A full run takes about two minutes with the default 8 s per wrk run.
+direct p50. The connections each target opened to nginx during its wrk runs are counted (from
+nginx's ``stub_status``): a gateway that reuses its upstream connections opens about as many as
+the client holds. A full run takes about three minutes with the default 8 s per wrk run.
 
-Targets: >= 25x LiteLLM throughput at c64, < 0.7 ms added p50 latency at c1, < 0.7 ms added time
-to first token, peak RSS < 120 MB. Exit status 1 when one is missed, 2 when the run failed.
+Targets: >= 25x LiteLLM throughput at c64, our throughput at c64 >= at c8, < 0.7 ms added p50
+latency at c1, < 0.7 ms added time to first token, peak RSS < 120 MB; the ratios to Portkey are
+reported beside those to LiteLLM. Exit status 1 when a target is missed, 2 when the run failed.
 """
 
 from __future__ import annotations
@@ -64,6 +76,19 @@ ROOT = Path(__file__).resolve().parents[1]
 UMP = ROOT / ".venv" / "bin" / "ump-llm"
 LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
 LITELLM_MARKER = LITELLM_VENV / ".installed"
+PORTKEY_PACKAGE = "@portkey-ai/gateway@1.15.2"
+PORTKEY_DIR = ROOT / "bench" / ".portkey-gateway"
+PORTKEY_SERVER = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build"
+PORTKEY_SERVER = PORTKEY_SERVER / "start-server.js"
+PORTKEY_MARKER = PORTKEY_DIR / ".installed"
+# Node's net.Server.listen(port) binds every address; the bench serves loopback only.
+LOOPBACK_PRELOAD = """import net from "node:net";
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (port, host, ...rest) {
+  if (typeof port === "number") return listen.call(this, port, "127.0.0.1", ...rest);
+  return listen.call(this, port, host, ...rest);
+};
+"""
 
 SERVER_CPU = "0"  # the server under test
 LOAD_CPU = "1"  # nginx, wrk and the streaming client
@@ -181,6 +206,7 @@ http {{
             add_header Cache-Control no-cache;
             return 200 {_nginx_string(fake_stream())};
         }}
+        location = /_fake/status {{ stub_status; }}  # connections accepted, for churn
         location = /v1/models {{
             default_type application/json;
             return 200 {_nginx_string(models)};
@@ -453,6 +479,18 @@ def ensure_litellm() -> None:
     LITELLM_MARKER.touch()
 
 
+def ensure_portkey() -> None:
+    if PORTKEY_MARKER.exists() and PORTKEY_SERVER.exists():
+        return
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise RuntimeError("Portkey's gateway needs node and npm on PATH")
+    print(f"installing {PORTKEY_PACKAGE} into bench/.portkey-gateway (once)", flush=True)
+    PORTKEY_DIR.mkdir(parents=True, exist_ok=True)
+    npm = ["npm", "install", "--prefix", str(PORTKEY_DIR), "--ignore-scripts", "--no-audit"]
+    subprocess.run([*npm, "--no-fund", PORTKEY_PACKAGE], check=True)
+    PORTKEY_MARKER.touch()
+
+
 def command_output(cmd: list[str]) -> str:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     return (
@@ -471,6 +509,7 @@ class WrkRun:
     errors: int  # non-2xx/3xx responses plus socket errors
     p50_ms: float
     p99_ms: float
+    upstream_conns: int | None = None  # connections opened to nginx during the run
 
 
 @dataclass
@@ -491,10 +530,20 @@ class Target:
     stream: StreamStats | None = None
     rss_mb: float | None = None
     problems: list[str] = field(default_factory=list)
+    streams: bool = True  # False: measured on plain chat only
 
     @property
     def url(self) -> str:
         return self.base + CHAT_PATH
+
+
+def nginx_accepts(nginx: Target) -> int | None:
+    """Connections nginx has accepted so far (its ``stub_status``), None when it cannot say."""
+    status, _, raw = http("GET", nginx.base + "/_fake/status")
+    try:
+        return int(raw.decode().splitlines()[2].split()[0]) if status == 200 else None
+    except (IndexError, ValueError):
+        return None
 
 
 def run_wrk(children: Children, target: Target, lua: Path, conns: int, seconds: float) -> WrkRun:
@@ -558,6 +607,8 @@ def check_target(target: Target) -> str | None:
         target.problems.append(f"JSON answer has Content-Type {ctype}")
     if not answer.get("usage"):
         target.problems.append("JSON answer has no usage")
+    if not target.streams:
+        return None
 
     # OpenAI sends the usage chunk only when asked; the timed streams do not ask
     asked = {**REQUEST, "stream": True, "stream_options": {"include_usage": True}}
@@ -639,6 +690,7 @@ def measure(
     server: subprocess.Popen[bytes],
     tmp: Path,
     args: argparse.Namespace,
+    upstream: Target,
 ) -> None:
     """Check, warm up and measure one target; the caller starts and stops it."""
     warn_if_busy(f"before {target.name}")
@@ -652,7 +704,11 @@ def measure(
     print(f"  {target.name}: warm-up", flush=True)
     run_wrk(children, target, lua, 8, min(3.0, args.duration))
     for conns in CONCURRENCIES:
+        before = nginx_accepts(upstream)
         run = run_wrk(children, target, lua, conns, args.duration)
+        after = nginx_accepts(upstream)
+        if before is not None and after is not None:
+            run.upstream_conns = after - before - 1  # the status request itself
         target.runs[conns] = run
         flag = f"  <-- {run.errors} ERRORS" if run.errors else ""
         print(
@@ -662,6 +718,10 @@ def measure(
         )
         if run.errors:
             target.problems.append(f"{run.errors} errors of {run.requests} at c{conns}")
+    target.rss_mb = peak_rss_mb(server.pid)
+    if not target.streams:
+        print(f"  {target.name}: streaming not measured", flush=True)
+        return
     stream = run_stream_client(children, target, args.stream_requests)
     target.stream = stream
     print(
@@ -671,7 +731,7 @@ def measure(
     )
     if stream.failed:
         target.problems.append(f"{stream.failed} failed streams")
-    target.rss_mb = peak_rss_mb(server.pid)
+    target.rss_mb = peak_rss_mb(server.pid)  # again: streaming may have raised the peak
 
 
 # --------------------------------------------------------------------------- the targets
@@ -709,7 +769,8 @@ def start_gateway(children: Children, tmp: Path, upstream: Target) -> Started:
     port = free_port()
     log = tmp / "gateway.log"
     serve = [str(UMP), "serve", "--host", HOST, "--port", str(port), "--database-url", db]
-    proc = children.spawn([*serve, "--log-level", "warning"], cpu=SERVER_CPU, log=log, env=env)
+    # as `make run` starts it: default settings (log level, access log, health monitor)
+    proc = children.spawn(serve, cpu=SERVER_CPU, log=log, env=env)
     target = Target("our gateway", f"http://{HOST}:{port}", {})
     wait_ready(proc, target.base + "/healthz", log, 60)
     target.version = command_output([str(UMP), "version"])
@@ -737,6 +798,27 @@ def start_litellm(children: Children, tmp: Path, upstream: Target) -> Started:
     return target, proc
 
 
+def start_portkey(children: Children, tmp: Path, upstream: Target) -> Started:
+    preload = tmp / "loopback.mjs"
+    preload.write_text(LOOPBACK_PRELOAD)
+    port = free_port()
+    log = tmp / "portkey.log"
+    env = {**os.environ, "NODE_ENV": "production"}
+    cmd = ["node", "--import", str(preload), str(PORTKEY_SERVER), f"--port={port}", "--headless"]
+    proc = children.spawn(cmd, cpu=SERVER_CPU, log=log, env=env, cwd=PORTKEY_DIR)
+    headers = {
+        "x-portkey-provider": "openai",
+        "x-portkey-custom-host": upstream.base + "/v1",
+        "Authorization": "Bearer sk-fake",
+    }
+    target = Target("Portkey", f"http://{HOST}:{port}", headers, streams=False)
+    wait_ready(proc, target.base + "/", log, 60)
+    package = PORTKEY_SERVER.parents[1] / "package.json"
+    version = json.loads(package.read_text()).get("version", "?")
+    target.version = f"{version} ({command_output(['node', '--version'])})"
+    return target, proc
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -761,17 +843,18 @@ def _added(target: Target | None, direct: Target, what: str) -> float | None:
     return target.stream.ttft_p50_ms - direct.stream.ttft_p50_ms
 
 
-def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[str]:
+def report(direct: Target, ours: Target | None, peers: list[Target]) -> list[str]:
     """Print the table and the targets; return the failed targets."""
-    cols = [t for t in (direct, ours, litellm) if t is not None]
-    both = ours is not None and litellm is not None
-    header = ["", *(t.name for t in cols)] + (["gateway/LiteLLM"] if both else [])
+    cols = [t for t in (direct, ours, *peers) if t is not None]
+    ratio_to = [peer for peer in peers if ours is not None]
+    header = ["", *(t.name for t in cols)] + [f"gateway/{peer.name}" for peer in ratio_to]
     rows: list[list[str]] = [header, ["version", *(t.version for t in cols)]]
 
     def row(label: str, values: list[float | None], spec: str = ".2f") -> None:
         line = [label, *(_num(v, spec) for v in values)]
-        if both:
-            line.append(_ratio(values[-2], values[-1]))
+        if ours is not None:
+            mine = values[1]
+            line += [_ratio(mine, values[cols.index(peer)]) for peer in ratio_to]
         rows.append(line)
 
     for conns in CONCURRENCIES:
@@ -780,17 +863,23 @@ def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[
         for i, run in enumerate(runs, start=1):
             if run is not None and run.errors:
                 rows[-1][i] += " (ERRORS)"
-    rows.append(
-        [
-            "errors c1/c8/c64",
-            *(
-                "/".join(str(t.runs[c].errors) if c in t.runs else "-" for c in CONCURRENCIES)
-                for t in cols
-            ),
-        ]
+
+    def per_target(label: str, cell: Callable[[Target], str]) -> None:
+        rows.append([label, *(cell(t) for t in cols)])
+
+    per_target(
+        "errors c1/c8/c64",
+        lambda t: "/".join(str(t.runs[c].errors) if c in t.runs else "-" for c in CONCURRENCIES),
     )
+
+    def opened(t: Target) -> str:
+        counts = [t.runs[c].upstream_conns if c in t.runs else None for c in CONCURRENCIES]
+        return "/".join("-" if n is None else str(n) for n in counts)
+
+    per_target("nginx conns opened c1/c8/c64", opened)
     row("p50 c1 (ms)", [t.runs[1].p50_ms if 1 in t.runs else None for t in cols])
     row("p99 c1 (ms)", [t.runs[1].p99_ms if 1 in t.runs else None for t in cols])
+    row("p99 c64 (ms)", [t.runs[64].p99_ms if 64 in t.runs else None for t in cols])
     row("added p50 c1 (ms)", [None if t is direct else _added(t, direct, "p50") for t in cols])
     row("stream TTFT p50 (ms)", [t.stream.ttft_p50_ms if t.stream else None for t in cols])
     row("added TTFT (ms)", [None if t is direct else _added(t, direct, "ttft") for t in cols])
@@ -806,6 +895,8 @@ def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[
         print("  ".join(cells).rstrip())
     print("(ratios: throughput higher is better; latency and RSS lower is better)")
     for t in cols:
+        if not t.streams:
+            print(f"- {t.name}: plain chat only (its streaming fails on this runtime)")
         for problem in t.problems:
             print(f"! {t.name}: {problem}")
 
@@ -823,7 +914,8 @@ def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[
         if verdict == "FAIL":
             failed.append(label)
 
-    c64 = ours.runs.get(64)
+    c8, c64 = ours.runs.get(8), ours.runs.get(64)
+    litellm = next((peer for peer in peers if peer.name == "LiteLLM"), None)
     lite64 = litellm.runs.get(64) if litellm is not None else None
     ratio = c64.rps / lite64.rps if c64 and lite64 and lite64.rps else None
     check(
@@ -831,6 +923,13 @@ def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[
         ratio,
         ratio is not None and ratio >= TARGET_C64_RATIO,
         f"{ratio:.1f}x" if ratio else "-",
+    )
+    scaling = c64.rps / c8.rps if c64 and c8 and c8.rps else None
+    check(
+        "throughput at c64 >= at c8",
+        scaling,
+        scaling is not None and scaling >= 1.0,
+        f"{_num(c64.rps if c64 else None, '.0f')} vs {_num(c8.rps if c8 else None, '.0f')} req/s",
     )
     added = _added(ours, direct, "p50")
     check(
@@ -852,6 +951,10 @@ def report(direct: Target, ours: Target | None, litellm: Target | None) -> list[
         ours.rss_mb is not None and ours.rss_mb < TARGET_RSS_MB,
         f"{_num(ours.rss_mb, '.1f')} MB",
     )
+    for peer in peers:
+        theirs = peer.runs.get(64)
+        if c64 and theirs and theirs.rps and peer is not litellm:
+            print(f"  [info] throughput at c64 vs {peer.name}: {c64.rps / theirs.rps:.1f}x")
     return failed
 
 
@@ -864,7 +967,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--stream-requests", type=int, default=200, help="sequential streaming requests"
     )
-    parser.add_argument("--skip-litellm", action="store_true", help="measure our side only")
+    parser.add_argument("--skip-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--skip-portkey", action="store_true", help="leave Portkey out")
     parser.add_argument("--only-direct", action="store_true", help="the nginx baseline only")
     # internal: the streaming client, run pinned to the load CPU by the main process
     parser.add_argument("--stream-client", metavar="URL", help=argparse.SUPPRESS)
@@ -889,7 +993,7 @@ def measure_server(
         return Target(name, "", {}, problems=[f"not measured: did not start: {exc}"])
     try:
         print(f"  {name} {target.version} on {target.base}", flush=True)
-        measure(children, target, proc, tmp, args)
+        measure(children, target, proc, tmp, args, upstream)
     finally:
         children.stop(proc)
     return target
@@ -907,26 +1011,30 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     ensure_debian_tools()
+    peers: list[tuple[str, Callable[[Children, Path, Target], Started]]] = []
     if not (args.only_direct or args.skip_litellm):
         ensure_litellm()
+        peers.append(("LiteLLM", start_litellm))
+    if not (args.only_direct or args.skip_portkey):
+        ensure_portkey()
+        peers.append(("Portkey", start_portkey))
 
     children = Children()
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGHUP, _exit_on_signal)
     tmp = Path(tempfile.mkdtemp(prefix="ump-bench-gateway-"))
     ours: Target | None = None
-    litellm: Target | None = None
     try:
         print(f"server under test on CPU {SERVER_CPU}; nginx, wrk and client on CPU {LOAD_CPU}")
         direct, nginx = start_nginx(children, tmp)  # stays up: it is everyone's upstream
         print(f"direct nginx {direct.version} on {direct.base}", flush=True)
-        measure(children, direct, nginx, tmp, args)
+        measure(children, direct, nginx, tmp, args, direct)
         if not args.only_direct:
             ours = measure_server(children, tmp, args, "our gateway", start_gateway, direct)
-        if not (args.only_direct or args.skip_litellm):
-            litellm = measure_server(children, tmp, args, "LiteLLM", start_litellm, direct)
-
-        failed = report(direct, ours, litellm)
+        measured = [
+            measure_server(children, tmp, args, name, start, direct) for name, start in peers
+        ]
+        failed = report(direct, ours, measured)
         print(f"\ntotal time {time.monotonic() - started:.0f} s")
         return 1 if failed else 0
     except KeyboardInterrupt:

@@ -421,3 +421,26 @@ def test_changes_from_another_process_reach_the_gateway(
         assert fresh_database.query("SELECT count(*) FROM llm_connection_usage") == [(3,)]
     finally:
         running.stop()
+
+
+def test_renames_and_deletes_reach_the_gateway_at_once(
+    api: httpx.Client, client: openai.OpenAI
+) -> None:
+    """The directory updates one connection in place: the old name stops resolving, the new one
+    and the id resolve, and a deleted connection is gone under every key."""
+    with FakeOpenAI(api_key=KEY) as fake:
+        fields = FORMATS["openai"][1]
+        created = connect(api, fake, fields, name="before")
+        connect(api, fake, fields, name="bystander")
+        client.chat.completions.create(model="before", messages=HELLO)
+        renamed = api.patch(f"/api/connections/{created['id']}", json={"name": "after"})
+        assert renamed.status_code == 200, renamed.text
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model="before", messages=HELLO)
+        for model in ("after", "AFTER", created["id"], "bystander"):
+            client.chat.completions.create(model=model, messages=HELLO)
+        assert api.delete(f"/api/connections/{created['id']}").status_code == 204
+        for model in ("after", created["id"]):
+            with pytest.raises(openai.NotFoundError):
+                client.chat.completions.create(model=model, messages=HELLO)
+        client.chat.completions.create(model="bystander", messages=HELLO)

@@ -129,6 +129,14 @@ def serve(
             help="Seconds calls in flight get to finish on SIGTERM; a second signal stops at once.",
         ),
     ] = 10,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="UMP_ACCESS_LOG",
+            help="Log a line per request (off: usage rows record every gateway call).",
+        ),
+    ] = False,
 ) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
@@ -150,6 +158,7 @@ def serve(
         port=port,
         log_level=log_level,
         shutdown_grace_s=shutdown_grace,
+        access_log=access_log,
     )
     _with_service(settings, _nothing)  # migrate and check the key now, with a clean message
     remember(settings)  # so the connections commands find this database from anywhere
@@ -166,6 +175,7 @@ def serve(
         port=port,
         log_level=log_level,
         log_config=log_config,
+        access_log=settings.access_log,
         server_header=False,
         proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
         timeout_graceful_shutdown=settings.shutdown_grace_s,

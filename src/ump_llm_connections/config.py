@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8002, ge=1, le=65535)
     log_level: str = "info"
+    access_log: bool = False  # usage rows record every gateway call; a line per request is cost
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upstream_bytes: int = Field(default=16 * 1_048_576, ge=1024)
     redis_url: str | None = Field(default=None, repr=False)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from ump_llm_connections.domain import (
+    ConnectionRead,
     ConnectionStatus,
     HealthCheckPage,
     HealthCheckRead,
@@ -255,7 +256,10 @@ class ConnectionTester:
                 self._over.discard(key)
 
     async def health(self, ref: str) -> HealthSummary:
-        connection = await self._registry.get(ref)
+        return await self.summary(await self._registry.get(ref))
+
+    async def summary(self, connection: ConnectionRead) -> HealthSummary:
+        """The health of a connection already read (one query: its last day of checks)."""
         now = utcnow()
         checks = await self._health.since(connection.id, now - timedelta(days=1))
         hour = [c for c in checks if _utc(c[0]) >= now - timedelta(hours=1)]

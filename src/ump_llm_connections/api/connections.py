@@ -110,8 +110,7 @@ async def get_connection(
     connection_id: Ref, registry: RegistryDep, tester: TesterDep
 ) -> ConnectionDetail:
     connection = await registry.get(connection_id)
-    health = await tester.health(str(connection.id))
-    return ConnectionDetail(**connection.model_dump(), health=health)
+    return ConnectionDetail(**connection.model_dump(), health=await tester.summary(connection))
 
 
 @router.get("/{connection_id}/health", summary="Health: state, latency p50/p95, success rate")

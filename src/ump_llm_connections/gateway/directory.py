@@ -130,11 +130,16 @@ class Directory:
                 connection, target = await self._registry.target(str(connection_id))
             except (NotFound, ConfigurationError):  # gone, or its key cannot be read
                 connection = None
-            table = {k: r for k, r in self._by_key.items() if r.id != connection_id}
+            # In place, and only this connection's two keys: a copy of the whole table per change
+            # made every probe's status change cost O(connections) (no await in between).
+            table = self._by_key
+            old = table.pop(str(connection_id), None)
+            named = table.get(name_key(old.name)) if old is not None else None
+            if old is not None and named is not None and named.id == connection_id:
+                del table[name_key(old.name)]
             if connection is not None:
                 route = self._route(connection, target)
                 table[str(route.id)] = table[name_key(route.name)] = route
-            self._by_key = table
             self._version = await self._registry.version()
 
     async def start(self) -> None:

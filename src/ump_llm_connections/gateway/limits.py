@@ -31,14 +31,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 WINDOW_S = 60
 NO_WINDOW = -1  # the window of an unlimited request's reservation: nothing to settle
@@ -179,10 +176,18 @@ class RedisLimiter:
         clock: Clock = time.time,
         timeout_s: float = 1.0,
     ) -> None:
+        # redis-py is imported here: a server without UMP_REDIS_URL never loads it (~10 MB)
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
         self._url = url
         self._prefix = prefix
         self._clock = clock
-        self._redis = aioredis.Redis.from_url(
+        self._errors = (RedisConnectionError, RedisTimeoutError, OSError)
+        self._redis: Redis = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=timeout_s,
             socket_timeout=timeout_s,
@@ -205,7 +210,7 @@ class RedisLimiter:
         args = [-1 if rpm is None else rpm, -1 if tpm is None else tpm, tokens, KEY_TTL_S]
         try:
             taken = await self._reserve(keys=[self.key(connection_id, window)], args=args)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except self._errors as exc:
             raise self._unavailable(exc) from None
         return Reservation(connection_id, window, tokens) if taken == 1 else _retry_after(now)
 
@@ -219,7 +224,7 @@ class RedisLimiter:
         key = self.key(reservation.connection_id, reservation.window)
         try:
             await self._settle(keys=[key], args=[difference])
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except self._errors as exc:
             raise self._unavailable(exc) from None
 
     async def close(self) -> None:

@@ -151,11 +151,13 @@ class ConnectionStore:
 
     async def version(self) -> tuple[int, object]:
         """Changes whenever a connection is added, changed or removed (by any process)."""
+        # Two scalar subqueries: each is answered from an index (max from ix_..._updated), where
+        # one SELECT of both read every row.
+        count = select(func.count()).select_from(C).scalar_subquery()
+        latest = select(func.max(C.updated_at)).scalar_subquery()
         async with self._sessions() as session:
-            count, latest = (
-                await session.execute(select(func.count(), func.max(C.updated_at)))
-            ).one()
-            return int(count), latest
+            total, newest = (await session.execute(select(count, latest))).one()
+            return int(total), newest
 
     async def encrypted_key_ids(self) -> list[str]:
         """Distinct key-id prefixes of the stored API keys (``v1.<key id>.``)."""

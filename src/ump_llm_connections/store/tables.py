@@ -101,6 +101,7 @@ class ConnectionRow(Base):
         Index("ix_llm_connections_mcp", "use_in_mcp", "is_active", "name"),
         Index("ix_llm_connections_automation", "use_in_automation", "is_active", "name"),
         Index("ix_llm_connections_created", "created_at"),
+        Index("ix_llm_connections_updated", "updated_at"),  # the gateway's change check
         Index("ix_llm_connections_team", "team"),
         Index("ix_llm_connections_aws_instance", "aws_instance_id"),
         Index(
