@@ -9,6 +9,7 @@ on both databases; the ``api`` fixture then checks its log holds no 500 and no t
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import Server
@@ -64,68 +65,94 @@ json_values = st.recursive(
 
 TYPES = ["local", "remote", "openai", "anthropic", "google", "groq", "together", "azure"]
 LOCAL_URL = "http://127.0.0.1:9/v1"  # nothing listens; and nothing leaves this machine
-# Values that pass or nearly pass, so that bodies reach the registry and the database too.
-PLAUSIBLE: dict[str, st.SearchStrategy[Any]] = {
+HEADER_NAMES = st.from_regex(r"\AX-[A-Za-z0-9-]{1,12}\Z")
+small_floats = st.floats(min_value=0.1, max_value=100)
+# Values that pass, so that bodies reach the registry and the database, NULs and all.
+VALID: dict[str, st.SearchStrategy[Any]] = {
     "name": nasty_text.filter(lambda t: t.strip() != ""),
     "connection_type": st.sampled_from(TYPES),
-    "base_url": st.one_of(st.just(LOCAL_URL), nasty_text.map(lambda t: LOCAL_URL + t)),
-    "model_name": nasty_text,
+    "model_name": nasty_text.filter(lambda t: t.strip() != ""),
+    "base_url": st.just(LOCAL_URL),
     "api_format": st.sampled_from(["openai", "anthropic", "google", "ollama"]),
-    "api_key": nasty_text,
+    "api_key": nasty_text.filter(lambda t: t.strip() != ""),
     "organization_id": nasty_text,
     "api_version": nasty_text,
     "deployment": nasty_text,
     "description": nasty_text,
     "owner": nasty_text,
     "team": nasty_text,
+    "aws_instance_id": nasty_text,
+    "aws_region": nasty_text,
     "extra_headers": st.dictionaries(
-        st.one_of(st.sampled_from(["X-Auth-Token", "Host", "TE", "Proxy-A"]), nasty_text),
+        st.one_of(HEADER_NAMES, st.sampled_from(["Host", "TE", "Proxy-A", "X-Auth-Token"])),
         nasty_text,
         max_size=3,
     ),
     "tags": st.lists(nasty_text, max_size=5),
-    "timeout": numbers,
-    "max_retries": numbers,
-    "temperature": numbers,
-    "max_tokens": numbers,
-    "priority": numbers,
-    "weight": numbers,
-    "rpm_limit": numbers,
-    "tpm_limit": numbers,
-    "health_interval_s": numbers,
-    "monthly_budget": numbers,
+    "timeout": st.one_of(small_floats, st.integers(1, 3600)),
+    "max_retries": st.integers(0, 10),
+    "temperature": st.floats(0, 2),
+    "max_tokens": st.integers(1, 4096),
+    "priority": st.integers(-1000, 1000),
+    "weight": st.integers(0, 10_000),
+    "rpm_limit": st.integers(1, 10_000),
+    "tpm_limit": st.integers(1, 10_000),
+    "input_cost_per_million": small_floats,
+    "output_cost_per_million": small_floats,
+    "monthly_budget": small_floats,
+    "health_interval_s": st.integers(10, 86_400),
+    "probe_mode": st.sampled_from(["cheap", "generate"]),
 }
-
-
 REQUIRED = ("name", "connection_type", "model_name")
 
 
-def _field(name: str) -> st.SearchStrategy[Any]:
-    plausible = PLAUSIBLE.get(name, st.booleans())
-    return st.one_of(plausible, json_values)
+def _slots(value: Any) -> Iterator[tuple[Any, Any]]:
+    """Every place in a JSON document a value sits: (container, key or index)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield value, key
+            yield from _slots(item)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield value, index
+            yield from _slots(item)
 
 
-connection_bodies = st.one_of(
-    st.fixed_dictionaries(
-        {name: _field(name) for name in REQUIRED},
-        optional={
-            **{
-                name: _field(name) for name in ConnectionFields.model_fields if name not in REQUIRED
-            },
-            "model": nasty_text,
-            "": json_values,
-            "status": json_values,
-        },
-    ),
-    st.dictionaries(nasty_text, json_values, max_size=5),
-    json_values,
+@st.composite
+def mutated(draw: st.DrawFn, base: st.SearchStrategy[Any], known: list[str]) -> Any:
+    """A body from ``base`` with junk in up to three places: a value replaced by any JSON, a
+    field added (a known one, a near miss or a stranger), or a field taken away."""
+    body = copy.deepcopy(draw(base))  # st.just() hands out the same object every time
+    for _ in range(draw(st.sampled_from([0, 0, 1, 1, 2, 3]))):
+        slots = list(_slots(body))
+        action = draw(st.sampled_from(["replace", "add", "remove"]))
+        if action == "replace" and slots:
+            container, key = draw(st.sampled_from(slots))
+            container[key] = draw(json_values)
+        elif action == "add" and isinstance(body, dict):
+            name = draw(
+                st.one_of(
+                    st.sampled_from(known), st.sampled_from(known).map(lambda k: k[:-1]), nasty_text
+                )
+            )
+            body[name] = draw(json_values)
+        elif action == "remove" and isinstance(body, dict) and body:
+            del body[draw(st.sampled_from(sorted(body)))]
+    return body
+
+
+FIELDS = list(ConnectionFields.model_fields)
+valid_connections = st.fixed_dictionaries(
+    {name: VALID[name] for name in REQUIRED},
+    optional={
+        **{name: VALID.get(name, st.booleans()) for name in FIELDS if name not in REQUIRED},
+    },
 )
-patch_bodies = st.one_of(
-    st.fixed_dictionaries(
-        {}, optional={name: _field(name) for name in [*ConnectionFields.model_fields, "id"]}
-    ),
-    json_values,
+valid_patches = st.fixed_dictionaries(
+    {}, optional={name: VALID.get(name, st.booleans()) for name in FIELDS}
 )
+connection_bodies = st.one_of(*[mutated(valid_connections, FIELDS)] * 3, json_values)
+patch_bodies = st.one_of(*[mutated(valid_patches, FIELDS)] * 3, json_values)
 
 
 def _send(client: httpx.Client, method: str, url: str, body: Any) -> httpx.Response:
@@ -143,8 +170,15 @@ def _assert_rest_answer(response: httpx.Response) -> None:
         assert error["error"]["message"], error
 
 
+NUL_BODY = {"name": "Nul", "connection_type": "local", "model_name": "m", "description": "a\x00"}
+SURROGATE_BODY = {"name": "S", "connection_type": "local", "model_name": "m", "tags": ["\ud800"]}
+
+
 @EXAMPLES
 @given(body=connection_bodies)
+@example(body=NUL_BODY)
+@example(body=SURROGATE_BODY)
+@example(body={**NUL_BODY, "name": "Flags", "description": "", "use_in_livekit": "yes"})
 def test_any_json_to_create_is_a_2xx_or_a_4xx(api: httpx.Client, body: Any) -> None:
     response = _send(api, "POST", "/api/connections", body)
     _assert_rest_answer(response)
@@ -154,6 +188,8 @@ def test_any_json_to_create_is_a_2xx_or_a_4xx(api: httpx.Client, body: Any) -> N
 
 @EXAMPLES
 @given(body=patch_bodies)
+@example(body={"owner": "\x00"})
+@example(body={"api_key": "sk-\ud800-abcdefghijkl"})
 def test_any_json_to_patch_is_a_2xx_or_a_4xx(api: httpx.Client, body: Any) -> None:
     base = {"name": "Patched", "connection_type": "remote", "base_url": LOCAL_URL}
     created = api.post("/api/connections", json={**base, "model_name": "m"})
@@ -170,6 +206,9 @@ FAKES: dict[str, type[FakeUpstream]] = {
     "ollama": FakeOllama,
 }
 PATHS = {"openai": "/v1", "anthropic": "/v1", "google": "/v1beta", "ollama": ""}
+
+
+MODELS = [f"prop-{api_format}" for api_format in FAKES]
 
 
 @pytest.fixture
@@ -198,90 +237,111 @@ def models(api: httpx.Client) -> Iterator[list[str]]:
         yield names
 
 
-messages = st.lists(
+valid_messages = st.lists(
     st.one_of(
         st.fixed_dictionaries(
             {
-                "role": st.one_of(
-                    st.sampled_from(["system", "developer", "user", "assistant", "tool"]),
-                    json_values,
-                )
-            },
-            optional={
-                "content": st.one_of(
-                    nasty_text,
-                    st.lists(
-                        st.fixed_dictionaries(
-                            {"type": st.sampled_from(["text", "image_url"]), "text": json_values}
-                        ),
-                        max_size=2,
-                    ),
-                    json_values,
-                ),
-                "tool_calls": json_values,
-                "tool_call_id": json_values,
-                "name": json_values,
-            },
+                "role": st.sampled_from(["system", "developer", "user", "tool"]),
+                "content": nasty_text,
+            }
         ),
-        json_values,
+        st.fixed_dictionaries(
+            {"role": st.just("user")},
+            optional={"name": nasty_text, "tool_call_id": nasty_text},
+        ).map(lambda m: {**m, "content": [{"type": "text", "text": "hi"}]}),
+        st.fixed_dictionaries(
+            {
+                "role": st.just("assistant"),
+                "content": st.one_of(st.none(), nasty_text),
+                "tool_calls": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "id": nasty_text,
+                            "type": st.just("function"),
+                            "function": st.fixed_dictionaries(
+                                {
+                                    "name": nasty_text,
+                                    "arguments": st.one_of(nasty_text, json_values),
+                                }
+                            ),
+                        }
+                    ),
+                    min_size=1,
+                    max_size=2,
+                ),
+            }
+        ),
     ),
-    max_size=3,
-)
-tools = st.lists(
+    min_size=1,
+    max_size=4,
+).map(lambda ms: [*ms, {"role": "user", "content": "hi"}])
+valid_tools = st.lists(
     st.fixed_dictionaries(
         {
             "type": st.just("function"),
-            "function": st.one_of(
-                json_values,
-                st.fixed_dictionaries(
-                    {"name": st.one_of(nasty_text, json_values)},
-                    optional={"description": json_values, "parameters": json_values},
-                ),
+            "function": st.fixed_dictionaries(
+                {"name": nasty_text},
+                optional={
+                    "description": nasty_text,
+                    "parameters": st.just({"type": "object", "properties": {}}),
+                },
             ),
         }
     ),
+    min_size=1,
     max_size=2,
 )
+CHAT_FIELDS = [
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "temperature",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "stop",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "user",
+]
 
 
 def chat_bodies(models: list[str]) -> st.SearchStrategy[Any]:
-    return st.one_of(
-        st.fixed_dictionaries(
-            {
-                "model": st.one_of(st.sampled_from(models), json_values),
-                "messages": st.one_of(messages, json_values),
-            },
-            optional={
-                "stream": st.one_of(st.booleans(), json_values),
-                "stream_options": json_values,
-                "temperature": st.one_of(numbers, json_values),
-                "max_tokens": st.one_of(numbers, json_values),
-                "max_completion_tokens": json_values,
-                "n": json_values,
-                "stop": json_values,
-                "tools": st.one_of(tools, json_values),
-                "tool_choice": json_values,
-                "response_format": st.one_of(
-                    st.fixed_dictionaries(
-                        {"type": st.sampled_from(["text", "json_object", "json_schema"])},
-                        optional={"json_schema": json_values},
-                    ),
-                    json_values,
-                ),
-                "user": json_values,
-                "seed": json_values,
-            },
-        ),
-        json_values,
+    valid = st.fixed_dictionaries(
+        {"model": st.sampled_from(models), "messages": valid_messages},
+        optional={
+            "stream": st.booleans(),
+            "stream_options": st.fixed_dictionaries({"include_usage": st.booleans()}),
+            "temperature": st.floats(0, 2),
+            "max_tokens": st.integers(1, 100),
+            "stop": st.one_of(nasty_text, st.lists(nasty_text, max_size=2)),
+            "tools": valid_tools,
+            "tool_choice": st.sampled_from(["auto", "none", "required"]),
+            "response_format": st.one_of(
+                st.just({"type": "json_object"}),
+                st.just({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+            ),
+            "user": nasty_text,
+        },
     )
+    return st.one_of(*[mutated(valid, CHAT_FIELDS)] * 3, json_values)
 
 
 @EXAMPLES
-@given(data=st.data())
+@given(body=chat_bodies(MODELS))
+@example(body={"model": "prop-openai", "messages": [{"role": ["user"], "content": "hi"}]})
+@example(
+    body={
+        "model": "prop-anthropic",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": "not an object"},
+    }
+)
 def test_any_json_to_the_gateway_is_a_2xx_or_a_4xx(
-    api: httpx.Client, server: Server, models: list[str], data: st.DataObject
+    api: httpx.Client, server: Server, models: list[str], body: Any
 ) -> None:
-    body = data.draw(chat_bodies(models))
     response = _send(api, "POST", "/v1/chat/completions", body)
     assert response.status_code < 500, response.text
     if response.status_code >= 400:

@@ -95,7 +95,7 @@ def _message(raw: Any, index: int) -> Message:
 
 def _tool_call(raw: Any, where: str, index: int) -> ToolCall:
     function = raw.get("function") if isinstance(raw, dict) else None
-    if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+    if not isinstance(function, dict) or not _is_name(function.get("name")):
         raise WireError(f"{where} must be a function call with a name", where)
     call_id = raw.get("id")
     if call_id is not None and not isinstance(call_id, str):
@@ -103,8 +103,12 @@ def _tool_call(raw: Any, where: str, index: int) -> ToolCall:
     return ToolCall(
         id=call_id or f"call_{index}",
         name=function["name"],
-        arguments=_text_arguments(function.get("arguments")),
+        arguments=_text_arguments(function.get("arguments"), f"{where}.function.arguments"),
     )
+
+
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
 
 
 def _optional_text(raw: dict[str, Any], field: str, where: str) -> str | None:
@@ -130,10 +134,20 @@ def _content(content: Any, where: str) -> str | None:
     raise WireError(f"{where} must be a string or a list of text parts", where)
 
 
-def _text_arguments(arguments: Any) -> str:
-    if arguments is None:
+def _text_arguments(arguments: Any, where: str) -> str:
+    """A call's arguments as JSON text of an object (the formats that carry an object need one)."""
+    if arguments is None or arguments == "":
         return ""
-    return arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
+    if isinstance(arguments, dict):
+        return orjson.dumps(arguments).decode()
+    if isinstance(arguments, str):
+        try:
+            parsed = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            parsed = {}  # half-written arguments: passed on as they are
+        if isinstance(parsed, dict):
+            return arguments
+    raise WireError(f"{where} must be a JSON object, or its JSON text", where)
 
 
 def _number(body: dict[str, Any], field: str, low: float, high: float) -> float | None:
@@ -173,7 +187,7 @@ def _tools(tools: Any) -> list[Tool] | None:
     out = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        if not isinstance(function, dict) or not _is_name(function.get("name")):
             raise WireError(f"tools[{i}] must be a function with a name", f"tools[{i}]")
         parameters = function.get("parameters")
         if parameters is not None and not isinstance(parameters, dict):
