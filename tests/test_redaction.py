@@ -195,6 +195,8 @@ def test_no_piece_of_a_secret_reaches_any_output(
         outputs: dict[str, str] = {}
         for padding in PADDINGS:
             fake.echo_padding = padding
+            # Gateway calls failing with `auth` take it out (passive health): put it back.
+            assert api.post(f"{url}/activate").status_code == 200
             tested = api.post(f"{url}/test")
             assert tested.json()["success"] is False
             outputs[f"test {padding}"] = tested.text
@@ -213,9 +215,9 @@ def test_no_piece_of_a_secret_reaches_any_output(
         outputs["models"] = api.get(f"{url}/models").text
     outputs["history"] = api.get(f"{url}/health-checks", params={"limit": 100}).text
     rows = server.db.query("SELECT error, response_preview FROM llm_connection_health_checks")
-    assert len(rows) == len(PADDINGS)
+    assert len(rows) >= len(PADDINGS)  # the tests, and the gateway's passive checks
     outputs["health rows"] = repr(rows)
-    wait_for(lambda: len(receiver.at("/failed")) == len(PADDINGS))
+    wait_for(lambda: len(receiver.at("/failed")) >= len(PADDINGS))
     outputs["webhooks"] = repr([hit.raw for hit in receiver.at("/failed")])
     deliveries = api.get(f"/api/webhooks/{hook['id']}/deliveries").text
     outputs["deliveries"] = deliveries
