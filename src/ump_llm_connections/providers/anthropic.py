@@ -19,8 +19,8 @@ from ump_llm_connections.providers.base import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    sse_events,
 )
+from ump_llm_connections.providers.reading import sse_events
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; this is what we send when none is set

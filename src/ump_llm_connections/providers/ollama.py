@@ -20,8 +20,8 @@ from ump_llm_connections.providers.base import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    ndjson_lines,
 )
+from ump_llm_connections.providers.reading import ndjson_lines
 
 
 class OllamaAdapter(Adapter):

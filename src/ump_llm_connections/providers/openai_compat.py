@@ -21,8 +21,8 @@ from ump_llm_connections.providers.base import (
     ToolCall,
     ToolCallDelta,
     Usage,
-    sse_events,
 )
+from ump_llm_connections.providers.reading import sse_events
 
 
 class OpenAICompatAdapter(Adapter):
