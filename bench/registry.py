@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.conftest import Database, Server, cli_env, free_port, make_database
+from tests.conftest import Database, free_port, launch_server, make_database
 
 from ump_llm_connections.config import Settings
 from ump_llm_connections.domain import ConnectionType, name_key
@@ -117,33 +116,6 @@ async def count_checks(db: Database) -> int:
         await engine.dispose()
 
 
-def start(db: Database, data_dir: Path) -> Server:
-    """``ump-llm serve`` with default settings (the health monitor on), as a user starts it."""
-    port = free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{port}.log"
-    serve = ["serve", "--port", str(port), "--database-url", db.url]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ump_llm_connections", *serve],
-            env=cli_env(data_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", db, data_dir, log_path, process)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"server did not start in {START_TIMEOUT_S:.0f} s:\n{server.log()}")
-
-
 def timed(client: httpx.Client, paths: list[str]) -> list[float]:
     times = []
     for path in paths:
@@ -178,7 +150,7 @@ def run_backend(backend: str, rows: int, requests: int) -> list[str]:
         ids = asyncio.run(seed(db, rows, closed))
         print(f"{backend}: seeded {rows:,} connections in {time.perf_counter() - begun:.1f} s")
         begun = time.perf_counter()
-        server = start(db, Path(folder) / "data")
+        server = launch_server(db, Path(folder) / "data", {}, start_timeout_s=START_TIMEOUT_S)
         print(f"  server started in {time.perf_counter() - begun:.1f} s", flush=True)
         try:
             rng = random.Random(1)

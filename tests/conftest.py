@@ -146,6 +146,13 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 def start_server(db: Database, data_dir: Path, **env: str) -> Server:
+    return launch_server(db, data_dir, env, start_timeout_s=60.0)
+
+
+def launch_server(
+    db: Database, data_dir: Path, env: dict[str, str], *, start_timeout_s: float
+) -> Server:
+    """``ump-llm serve`` on a free port, with ``env`` over a clean ``UMP_*`` environment."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{port}.log"
@@ -166,7 +173,7 @@ def start_server(db: Database, data_dir: Path, **env: str) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(f"http://127.0.0.1:{port}", db, data_dir, log_path, process)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
@@ -176,7 +183,7 @@ def start_server(db: Database, data_dir: Path, **env: str) -> Server:
         except httpx.TransportError:
             time.sleep(0.1)
     server.stop()
-    raise RuntimeError(f"server did not start in 30 s:\n{server.log()}")
+    raise RuntimeError(f"server did not start in {start_timeout_s:g} s:\n{server.log()}")
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
