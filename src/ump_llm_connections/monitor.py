@@ -27,7 +27,7 @@ from datetime import timedelta
 
 import aiohttp
 
-from ump_llm_connections.domain import ProbeMode
+from ump_llm_connections.domain import ConnectionStatus, ProbeMode
 from ump_llm_connections.errors import ConfigurationError, UmpError
 from ump_llm_connections.health import ConnectionTester, Probe, cheap_probe, probe
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
@@ -74,6 +74,7 @@ class HealthMonitor:
         self._task: asyncio.Task[None] | None = None
         self._suspects: set[uuid.UUID] = set()
         self._passive: set[asyncio.Task[None]] = set()
+        self._recording: set[asyncio.Task[ConnectionStatus | None]] = set()
         self._pruned_at = float("-inf")
 
     async def start(self) -> None:
@@ -90,6 +91,7 @@ class HealthMonitor:
         for task in probes:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
+        await asyncio.gather(*self._recording, return_exceptions=True)
         await self._lease.release()
 
     async def _run(self) -> None:
@@ -163,7 +165,7 @@ class HealthMonitor:
                 status=exc.status,
             )
             found = Probe(started=utcnow(), latency_ms=0.0, error=error)
-            await self._tester.apply(connection_id, "passive", found, enforce=True)
+            await self._record(connection_id, "passive", found)
             if connection_id not in self._running:  # a probe under way will tell as much
                 self._running[connection_id] = asyncio.create_task(self._probe(connection_id))
         except Exception:  # a background check must not die silently, nor kill the gateway
@@ -181,9 +183,7 @@ class HealthMonitor:
                 connection, target = await self._registry.target(str(connection_id))
             except UmpError as exc:  # deleted, or a key this server cannot read
                 if isinstance(exc, ConfigurationError):
-                    await self._tester.apply(
-                        connection_id, "scheduled", _unbuildable(exc), enforce=True
-                    )
+                    await self._record(connection_id, "scheduled", _unbuildable(exc))
                 return
             generate = connection.probe_mode is ProbeMode.generate
             if generate or connection_id in self._suspects:
@@ -192,7 +192,15 @@ class HealthMonitor:
                     self._suspects.discard(connection_id)
             else:
                 found = await cheap_probe(target, self._http)
-            await self._tester.apply(connection_id, "scheduled", found, enforce=True)
+            await self._record(connection_id, "scheduled", found)
+
+    async def _record(self, connection_id: uuid.UUID, kind: str, found: Probe) -> None:
+        """Record a check. A stop cancels probes, but not a write under way: a database session
+        cancelled mid-transaction is left for the garbage collector (stop waits for it)."""
+        task = asyncio.create_task(self._tester.apply(connection_id, kind, found, enforce=True))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+        await asyncio.shield(task)
 
 
 def _unbuildable(exc: UmpError) -> Probe:
