@@ -136,16 +136,17 @@ class ConnectionTagRow(Base):
     status: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (
-        Index("ix_llm_connection_tags_livekit", "tag", "use_in_livekit", "name", "connection_id"),
-        Index("ix_llm_connection_tags_mcp", "tag", "use_in_mcp", "name", "connection_id"),
-        Index(
-            "ix_llm_connection_tags_automation",
-            "tag",
-            "use_in_automation",
-            "name",
-            "connection_id",
+        *(
+            Index(
+                f"ix_llm_connection_tags_{name}", "tag", *flag, "name", "connection_id", "is_active"
+            )
+            for name, flag in (
+                ("livekit", ["use_in_livekit"]),
+                ("mcp", ["use_in_mcp"]),
+                ("automation", ["use_in_automation"]),
+                ("name", []),
+            )
         ),
-        Index("ix_llm_connection_tags_name", "tag", "name", "connection_id"),
         Index("ix_llm_connection_tags_connection", "connection_id"),
         {"sqlite_with_rowid": False, "info": {"maintained_by": "triggers (migration 0008)"}},
     )

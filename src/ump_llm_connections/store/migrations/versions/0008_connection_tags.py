@@ -47,14 +47,17 @@ COPIED = (
 )
 COLUMNS = ", ".join(("tag", "connection_id", *COPIED))
 # Index (name) -> columns. Every list query with a tag filters on ``tag`` first and pages by
-# (name, id); a flag filter narrows to one index range.
+# (name, id); a flag filter narrows to one index range. ``is_active`` last: "ready for LiveKit"
+# (flag and is_active) is counted from the index alone, and the page order is kept.
 INDEXES = {
-    "ix_llm_connection_tags_livekit": ["tag", "use_in_livekit", "name", "connection_id"],
-    "ix_llm_connection_tags_mcp": ["tag", "use_in_mcp", "name", "connection_id"],
-    "ix_llm_connection_tags_automation": ["tag", "use_in_automation", "name", "connection_id"],
-    "ix_llm_connection_tags_name": ["tag", "name", "connection_id"],
-    "ix_llm_connection_tags_connection": ["connection_id"],  # the triggers and the cascade
-}
+    f"ix_llm_connection_tags_{name}": ["tag", *flag, "name", "connection_id", "is_active"]
+    for name, flag in (
+        ("livekit", ["use_in_livekit"]),
+        ("mcp", ["use_in_mcp"]),
+        ("automation", ["use_in_automation"]),
+        ("name", []),
+    )
+} | {"ix_llm_connection_tags_connection": ["connection_id"]}  # the triggers and the cascade
 
 
 def _sqlite_rows(row: str, scan: str = "") -> str:
