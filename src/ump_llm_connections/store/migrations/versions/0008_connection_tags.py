@@ -74,6 +74,7 @@ def _sqlite_rows(row: str, scan: str = "") -> str:
 
 
 _SQLITE_SET = ", ".join(f"{c} = NEW.{c}" for c in COPIED)
+_SQLITE_CHANGED = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in COPIED)
 SQLITE_TRIGGERS = {
     "llm_connection_tags_insert": f"""
         CREATE TRIGGER llm_connection_tags_insert AFTER INSERT ON llm_connections
@@ -90,7 +91,7 @@ SQLITE_TRIGGERS = {
     "llm_connection_tags_copy": f"""
         CREATE TRIGGER llm_connection_tags_copy
         AFTER UPDATE OF {", ".join(COPIED)} ON llm_connections
-        WHEN OLD.tags IS NEW.tags
+        WHEN OLD.tags IS NEW.tags AND ({_SQLITE_CHANGED})
         BEGIN
             UPDATE {TABLE} SET {_SQLITE_SET} WHERE connection_id = NEW.id;
         END""",
