@@ -30,6 +30,7 @@ TABLES = {
     "llm_webhooks",
     "llm_webhook_deliveries",
     "llm_names",
+    "llm_connection_tags",
 }
 
 
@@ -90,6 +91,13 @@ def test_upgrade_creates_the_schema_the_code_uses(fresh_database: Database) -> N
     if fresh_database.backend == "postgresql":
         expected.add("ix_llm_connections_tags")
     assert expected <= indexes["llm_connections"]
+    assert {
+        "ix_llm_connection_tags_livekit",
+        "ix_llm_connection_tags_mcp",
+        "ix_llm_connection_tags_automation",
+        "ix_llm_connection_tags_name",
+        "ix_llm_connection_tags_connection",
+    } <= indexes["llm_connection_tags"]
     assert "ix_llm_connection_usage_conn_time" in indexes["llm_connection_usage"]
     assert "ix_llm_connection_health_checks_conn_time" in indexes["llm_connection_health_checks"]
     # Names are unique through llm_names alone; the per-owner lower() indexes are gone.
@@ -277,3 +285,55 @@ def test_upgrade_from_0004_gives_every_name_one_key_and_renames_clashes(
 def _id(db: Database, value: uuid.UUID) -> Any:
     """How the backend hands an id back: SQLite stores 32 hex digits, PostgreSQL a uuid."""
     return value.hex if db.backend == "sqlite" else value
+
+
+async def _insert_connections(db: Database, connections: list[dict[str, Any]]) -> None:
+    engine = create_engine(db.url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(CONNECTIONS.insert(), connections)
+    finally:
+        await engine.dispose()
+
+
+def test_upgrade_from_0007_fills_the_tag_table_and_its_triggers_keep_it(
+    fresh_database: Database,
+) -> None:
+    """0008 copies each string tag of each connection once, with the filtered columns; from
+    then on the triggers follow inserts (by SQL alone) and updates; downgrade removes it all."""
+    asyncio.run(_migrate(fresh_database, "upgrade", "0007"))
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    a = _connection("a", None, t0) | {"tags": ["prod", "eu", "prod", 7], "use_in_livekit": True}
+    b = _connection("b", None, t0) | {"tags": ["dev"], "is_active": False, "status": "inactive"}
+    c = _connection("c", None, t0) | {"tags": {"not": "a list"}}
+    asyncio.run(_insert_connections(fresh_database, [a, b, c]))
+    asyncio.run(_migrate(fresh_database, "upgrade", "head"))
+    query = (
+        "SELECT tag, name, use_in_livekit, is_active, status FROM llm_connection_tags "
+        "ORDER BY name, tag"
+    )
+
+    def side() -> list[tuple[Any, ...]]:
+        return [(t, n, bool(lk), bool(on), s) for t, n, lk, on, s in fresh_database.query(query)]
+
+    assert side() == [
+        ("eu", "a", True, True, "unknown"),
+        ("prod", "a", True, True, "unknown"),
+        ("dev", "b", False, False, "inactive"),
+    ]
+    d = _connection("d", None, t0) | {"tags": ["gpu"]}
+    asyncio.run(_insert_connections(fresh_database, [d]))
+    fresh_database.execute("UPDATE llm_connections SET status = 'error' WHERE name = 'a'")
+    fresh_database.execute("""UPDATE llm_connections SET tags = '["x"]' WHERE name = 'c'""")
+    assert side() == [
+        ("eu", "a", True, True, "error"),
+        ("prod", "a", True, True, "error"),
+        ("dev", "b", False, False, "inactive"),
+        ("x", "c", False, True, "unknown"),
+        ("gpu", "d", False, True, "unknown"),
+    ]
+    asyncio.run(_migrate(fresh_database, "downgrade", "0007"))
+    tables, _ = asyncio.run(_schema(fresh_database))
+    assert "llm_connection_tags" not in tables
+    fresh_database.execute("UPDATE llm_connections SET tags = '[\"y\"]'")  # no trigger left
+    assert len(fresh_database.query("SELECT id FROM llm_connections")) == 4

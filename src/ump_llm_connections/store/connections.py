@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    String,
     and_,
-    bindparam,
     case,
     exists,
     func,
-    literal_column,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from ump_llm_connections.domain import ConnectionFilters, Summary, name_key
 from ump_llm_connections.errors import Conflict
-from ump_llm_connections.store.tables import ConnectionRow, NameRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, ConnectionTagRow, NameRow, utcnow
 
 C = ConnectionRow
+T = ConnectionTagRow
+# The columns llm_connection_tags copies from llm_connections (migration 0008's triggers).
+COPIED = frozenset(
+    {
+        "name",
+        "connection_type",
+        "use_in_livekit",
+        "use_in_mcp",
+        "use_in_automation",
+        "is_active",
+        "status",
+    }
+)
 
 
 def _like_escape(text: str) -> str:
@@ -106,13 +114,28 @@ class ConnectionStore:
     async def find(
         self, filters: ConnectionFilters, *, sort: str, limit: int, offset: int
     ) -> tuple[Sequence[ConnectionRow], int]:
-        where = self._where(filters)
-        descending = sort.startswith("-")
-        column = getattr(C, sort.lstrip("-"))
-        order = column.desc() if descending else column.asc()
-        query = select(C).where(*where).order_by(order, C.name, C.id).limit(limit).offset(offset)
+        field = sort.lstrip("-")
+        row_where = self._row_where(filters)
+        if filters.tags:
+            # Counted from llm_connection_tags alone unless q or owner need the connection row;
+            # a page sorted by a copied column is read in that table's index order.
+            tag_where = self._tag_where(filters)
+            count = select(func.count()).select_from(T).where(*tag_where)
+            if row_where:
+                count = count.join(C, C.id == T.connection_id).where(*row_where)
+            query = select(C).join(T, T.connection_id == C.id).where(*tag_where, *row_where)
+            table: type[ConnectionRow | ConnectionTagRow] = T if field in COPIED else C
+        else:
+            where = [*self._column_where(filters, C), *row_where]
+            count = select(func.count()).select_from(C).where(*where)
+            query = select(C).where(*where)
+            table = C
+        key = T.connection_id if table is T else C.id
+        column = getattr(table, field)
+        order = column.desc() if sort.startswith("-") else column.asc()
+        query = query.order_by(order, table.name, key).limit(limit).offset(offset)
         async with self._sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(C).where(*where))
+            total = await session.scalar(count)
             rows = (await session.scalars(query)).all()
         return rows, int(total or 0)
 
@@ -182,21 +205,40 @@ class ConnectionStore:
             )
             await session.commit()
 
-    def _where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
+    @staticmethod
+    def _column_where(
+        f: ConnectionFilters, table: type[ConnectionRow | ConnectionTagRow]
+    ) -> list[ColumnElement[bool]]:
+        """The filters on columns llm_connection_tags holds a copy of, on ``table``."""
+        return [
+            getattr(table, field) == value
+            for field, value in (
+                ("connection_type", f.connection_type),
+                ("use_in_livekit", f.use_in_livekit),
+                ("use_in_mcp", f.use_in_mcp),
+                ("use_in_automation", f.use_in_automation),
+                ("is_active", f.is_active),
+                ("status", f.status),
+            )
+            if value is not None
+        ]
+
+    def _tag_where(self, f: ConnectionFilters) -> list[ColumnElement[bool]]:
+        """On llm_connection_tags: the first tag and the copied columns; every further tag is
+        another row of the same connection (all tags must match)."""
+        first, *more = f.tags
+        where = [T.tag == first, *self._column_where(f, T)]
+        for tag in more:
+            other = aliased(T)
+            where.append(exists().where(other.tag == tag, other.connection_id == T.connection_id))
+        return where
+
+    @staticmethod
+    def _row_where(f: ConnectionFilters) -> list[ColumnElement[bool]]:
+        """The filters only llm_connections answers: owner and the text search."""
         where: list[ColumnElement[bool]] = []
-        for column, value in (
-            (C.connection_type, f.connection_type),
-            (C.use_in_livekit, f.use_in_livekit),
-            (C.use_in_mcp, f.use_in_mcp),
-            (C.use_in_automation, f.use_in_automation),
-            (C.is_active, f.is_active),
-            (C.status, f.status),
-            (C.owner, f.owner),
-        ):
-            if value is not None:
-                where.append(column == value)
-        if f.tags:
-            where.append(self._has_tags(f.tags))
+        if f.owner is not None:
+            where.append(C.owner == f.owner)
         if f.q:
             pattern = f"%{_like_escape(f.q.lower())}%"
             where.append(
@@ -207,20 +249,3 @@ class ConnectionStore:
                 )
             )
         return where
-
-    def _has_tags(self, tags: list[str]) -> ColumnElement[bool]:
-        if self._dialect == "postgresql":
-            # jsonb @>, served by the GIN index
-            return C.tags.op("@>", return_type=Boolean)(bindparam("tags", tags, type_=JSONB))
-        # A LIKE on the JSON text rules out most rows cheaply; json_each then checks exactly.
-        each = func.json_each(C.tags).table_valued("value")
-        return and_(
-            *(
-                C.tags.cast(String).like(f"%{_like_escape(json.dumps(t))}%", escape="\\")
-                for t in tags
-            ),
-            *(
-                exists(select(literal_column("1")).select_from(each).where(each.c.value == t))
-                for t in tags
-            ),
-        )

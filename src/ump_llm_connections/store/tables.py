@@ -113,6 +113,45 @@ class ConnectionRow(Base):
     )
 
 
+class ConnectionTagRow(Base):
+    """One row per connection and tag, with copies of the columns the list filters on.
+
+    Written only by the database: triggers on ``llm_connections`` (migration 0008) insert,
+    replace and update these rows whoever writes the connection, and a connection's rows go with
+    it. The registry reads it to count and page tag filters from an index (store.connections).
+    """
+
+    __tablename__ = "llm_connection_tags"
+
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+    connection_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    connection_type: Mapped[str] = mapped_column(String(32))
+    use_in_livekit: Mapped[bool] = mapped_column(Boolean)
+    use_in_mcp: Mapped[bool] = mapped_column(Boolean)
+    use_in_automation: Mapped[bool] = mapped_column(Boolean)
+    is_active: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        *(
+            Index(
+                f"ix_llm_connection_tags_{name}", "tag", *flag, "name", "connection_id", "is_active"
+            )
+            for name, flag in (
+                ("livekit", ["use_in_livekit"]),
+                ("mcp", ["use_in_mcp"]),
+                ("automation", ["use_in_automation"]),
+                ("name", []),
+            )
+        ),
+        Index("ix_llm_connection_tags_connection", "connection_id"),
+        {"sqlite_with_rowid": False, "info": {"maintained_by": "triggers (migration 0008)"}},
+    )
+
+
 class UsageRow(Base):
     __tablename__ = "llm_connection_usage"
 
