@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from ump_llm_connections.domain import (
+    ConnectionDetail,
     ConnectionRead,
     ConnectionStatus,
     HealthCheckPage,
@@ -44,7 +45,7 @@ from ump_llm_connections.providers.base import (
 from ump_llm_connections.providers.redact import redact
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.stats import percentile
-from ump_llm_connections.store.health import HealthStore
+from ump_llm_connections.store.health import CheckPoint, HealthStore
 from ump_llm_connections.store.tables import HealthCheckRow, utcnow
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class ConnectionTester:
         if limits.error_rate is not None:
             checks = await self._health.since(connection_id, utcnow() - timedelta(hours=1))
             if checks:
-                rate = sum(1 for c in checks if not c[1]) / len(checks)
+                rate = sum(1 for c in checks if not c.success) / len(checks)
                 measured["error_rate"] = (rate, limits.error_rate)
         for metric, (value, limit) in measured.items():
             key = (connection_id, metric)
@@ -256,24 +257,15 @@ class ConnectionTester:
                 self._over.discard(key)
 
     async def health(self, ref: str) -> HealthSummary:
-        return await self.summary(await self._registry.get(ref))
-
-    async def summary(self, connection: ConnectionRead) -> HealthSummary:
-        """The health of a connection already read (one query: its last day of checks)."""
         now = utcnow()
-        checks = await self._health.since(connection.id, now - timedelta(days=1))
-        hour = [c for c in checks if _utc(c[0]) >= now - timedelta(hours=1)]
-        return HealthSummary(
-            connection_id=connection.id,
-            status=connection.status,
-            is_active=connection.is_active,
-            deactivated_by_health=connection.deactivated_by_health,
-            consecutive_failures=connection.consecutive_failures,
-            last_error=connection.last_error,
-            last_tested_at=connection.last_tested_at,
-            last_hour=_window(hour),
-            last_day=_window(checks),
-        )
+        connection, checks = await self._registry.get_with_checks(ref, now - timedelta(days=1))
+        return _summary(connection, checks, now)
+
+    async def detail(self, ref: str) -> ConnectionDetail:
+        """A connection with its health, read together."""
+        now = utcnow()
+        connection, checks = await self._registry.get_with_checks(ref, now - timedelta(days=1))
+        return ConnectionDetail(**connection.model_dump(), health=_summary(connection, checks, now))
 
     async def forget_unfinished(self) -> None:
         """At start-up: no test is running yet, so none can still be "testing"."""
@@ -311,9 +303,25 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _window(checks: list[tuple[Any, ...]]) -> HealthWindow:
-    latencies = [c[2] for c in checks if c[1] and c[2] is not None]
-    ok = sum(1 for c in checks if c[1])
+def _summary(connection: ConnectionRead, checks: list[CheckPoint], now: datetime) -> HealthSummary:
+    """A connection's health from its row and its last day of checks."""
+    hour = [c for c in checks if _utc(c.created_at) >= now - timedelta(hours=1)]
+    return HealthSummary(
+        connection_id=connection.id,
+        status=connection.status,
+        is_active=connection.is_active,
+        deactivated_by_health=connection.deactivated_by_health,
+        consecutive_failures=connection.consecutive_failures,
+        last_error=connection.last_error,
+        last_tested_at=connection.last_tested_at,
+        last_hour=_window(hour),
+        last_day=_window(checks),
+    )
+
+
+def _window(checks: list[CheckPoint]) -> HealthWindow:
+    latencies = [c.latency_ms for c in checks if c.success and c.latency_ms is not None]
+    ok = sum(1 for c in checks if c.success)
     return HealthWindow(
         checks=len(checks),
         success_rate=round(ok / len(checks), 4) if checks else None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +41,7 @@ from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
 from ump_llm_connections.secrets import KeyBox, is_encrypted, key_id_of
 from ump_llm_connections.store.connections import ConnectionStore
+from ump_llm_connections.store.health import CheckPoint
 from ump_llm_connections.store.tables import ConnectionRow
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,16 @@ class Registry:
 
     async def get(self, ref: str) -> ConnectionRead:
         return self._read(await self._row(ref))
+
+    async def get_with_checks(
+        self, ref: str, start: datetime
+    ) -> tuple[ConnectionRead, list[CheckPoint]]:
+        """A connection and its health checks since ``start``, read together."""
+        found = await self._store.get_with_checks(_parse_ref(ref), start)
+        if found is None:
+            raise _not_found(ref)
+        row, checks = found
+        return self._read(row), checks
 
     async def find(
         self,
@@ -251,12 +263,11 @@ class Registry:
 
     async def _row(self, ref: str) -> ConnectionRow:
         """A connection by id, or by name (case-insensitive) where the ref is not a UUID."""
-        try:
-            connection_id = uuid.UUID(ref)
-        except ValueError:
-            row = await self._store.get_by_name(ref)
+        key = _parse_ref(ref)
+        if isinstance(key, uuid.UUID):
+            row = await self._store.get(key)
         else:
-            row = await self._store.get(connection_id)
+            row = await self._store.get_by_name(key)
         if row is None:
             raise _not_found(ref)
         return row
@@ -364,6 +375,14 @@ def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:
     if row.status == ConnectionStatus.inactive:
         return ConnectionStatus.unknown
     return ConnectionStatus(row.status)
+
+
+def _parse_ref(ref: str) -> uuid.UUID | str:
+    """A reference is an id when it parses as a UUID, else a name."""
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        return ref
 
 
 def _not_found(ref: str) -> NotFound:

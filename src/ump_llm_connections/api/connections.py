@@ -106,11 +106,8 @@ async def summary(registry: RegistryDep) -> Summary:
 
 
 @router.get("/{connection_id}", summary="Get one connection (by id or name), with its health")
-async def get_connection(
-    connection_id: Ref, registry: RegistryDep, tester: TesterDep
-) -> ConnectionDetail:
-    connection = await registry.get(connection_id)
-    return ConnectionDetail(**connection.model_dump(), health=await tester.summary(connection))
+async def get_connection(connection_id: Ref, tester: TesterDep) -> ConnectionDetail:
+    return await tester.detail(connection_id)
 
 
 @router.get("/{connection_id}/health", summary="Health: state, latency p50/p95, success rate")

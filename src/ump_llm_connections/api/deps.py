@@ -16,22 +16,22 @@ MAX_OFFSET = 1_000_000_000
 MAX_QUERY_ITEMS = 100
 
 
-def _registry(request: Request) -> Registry:
+async def _registry(request: Request) -> Registry:
     registry: Registry = request.app.state.service.registry
     return registry
 
 
-def _tester(request: Request) -> ConnectionTester:
+async def _tester(request: Request) -> ConnectionTester:
     tester: ConnectionTester = request.app.state.service.tester
     return tester
 
 
-def _pools(request: Request) -> PoolService:
+async def _pools(request: Request) -> PoolService:
     pools: PoolService = request.app.state.service.pools
     return pools
 
 
-def clean_request(request: Request) -> None:
+async def clean_request(request: Request) -> None:
     """Refuse what no database can store before a route sees it: a NUL character in the path
     or the query (PostgreSQL rejects it mid-query), and queries of absurd length."""
     items = request.query_params.multi_items()

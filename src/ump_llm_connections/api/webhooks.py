@@ -19,7 +19,7 @@ from ump_llm_connections.webhooks import WebhookService
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], dependencies=[Clean])
 
 
-def _webhooks(request: Request) -> WebhookService:
+async def _webhooks(request: Request) -> WebhookService:
     webhooks: WebhookService = request.app.state.webhooks
     return webhooks
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     case,
     exists,
@@ -22,9 +24,20 @@ from sqlalchemy.orm import aliased
 
 from ump_llm_connections.domain import ConnectionFilters, Summary, name_key
 from ump_llm_connections.errors import Conflict
+from ump_llm_connections.store.health import CheckPoint, check_points
 from ump_llm_connections.store.tables import ConnectionRow, ConnectionTagRow, NameRow, utcnow
 
 C = ConnectionRow
+
+
+def _by_name(name: str) -> Select[ConnectionRow]:
+    return (
+        select(C)
+        .join(NameRow, NameRow.connection_id == C.id)
+        .where(NameRow.name_key == name_key(name))
+    )
+
+
 T = ConnectionTagRow
 # The columns llm_connection_tags copies from llm_connections (migration 0008's triggers).
 COPIED = frozenset(
@@ -72,11 +85,23 @@ class ConnectionStore:
 
     async def get_by_name(self, name: str) -> ConnectionRow | None:
         async with self._sessions() as session:
-            return await session.scalar(
-                select(C)
-                .join(NameRow, NameRow.connection_id == C.id)
-                .where(NameRow.name_key == name_key(name))
-            )
+            return await session.scalar(_by_name(name))
+
+    async def get_with_checks(
+        self, ref: uuid.UUID | str, start: datetime
+    ) -> tuple[ConnectionRow, list[CheckPoint]] | None:
+        """A connection by id or name and its health checks since ``start``, in one session
+        (a session costs a database round trip or two of its own: a read of a connection's
+        page is the most frequent read there is)."""
+        async with self._sessions() as session:
+            if isinstance(ref, uuid.UUID):
+                row = await session.get(C, ref)
+            else:
+                row = await session.scalar(_by_name(ref))
+            if row is None:
+                return None
+            checks = (await session.execute(check_points(row.id, start))).all()
+        return row, [CheckPoint(*c) for c in checks]
 
     async def update(
         self, connection_id: uuid.UUID, mutate: Callable[[ConnectionRow], None]

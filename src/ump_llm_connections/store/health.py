@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy import Select, delete, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -17,6 +17,26 @@ from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow
 
 H = HealthCheckRow
 DEFINITE = frozenset({"auth", "not_found"})
+
+
+class CheckPoint(NamedTuple):
+    """What a health window needs of one check."""
+
+    created_at: datetime
+    success: bool
+    latency_ms: float | None
+    error: str | None
+
+
+def check_points(
+    connection_id: uuid.UUID, start: datetime
+) -> Select[datetime, bool, float | None, str | None]:
+    """The query for a connection's check points since ``start``, oldest first."""
+    return (
+        select(H.created_at, H.success, H.latency_ms, H.error)
+        .where(H.connection_id == connection_id, H.created_at >= start)
+        .order_by(H.created_at)
+    )
 
 
 @dataclass
@@ -109,15 +129,11 @@ class HealthStore:
             await session.commit()
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def since(self, connection_id: uuid.UUID, start: datetime) -> list[tuple[Any, ...]]:
-        """(created_at, success, latency_ms, error) of the checks since ``start``."""
-        query = (
-            select(H.created_at, H.success, H.latency_ms, H.error)
-            .where(H.connection_id == connection_id, H.created_at >= start)
-            .order_by(H.created_at)
-        )
+    async def since(self, connection_id: uuid.UUID, start: datetime) -> list[CheckPoint]:
+        """The checks of a connection since ``start``, oldest first."""
         async with self._sessions() as session:
-            return [tuple(r) for r in (await session.execute(query)).all()]
+            rows = (await session.execute(check_points(connection_id, start))).all()
+        return [CheckPoint(*r) for r in rows]
 
     async def schedule(self) -> list[tuple[Any, ...]]:
         """What the monitor needs of every connection it may probe, without the keys."""
