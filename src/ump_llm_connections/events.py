@@ -15,21 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ump_llm_connections.store.tables import utcnow
+from ump_llm_connections.clock import utcnow
+from ump_llm_connections.domain.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "connection.created",
-    "connection.updated",
-    "connection.deleted",
-    "connection.activated",
-    "connection.deactivated",
-    "connection.status_changed",
-    "connection.test_failed",
-    "connection.threshold_exceeded",
-    "connection.budget_exceeded",
-)
 MAX_QUEUE = 10_000
 
 

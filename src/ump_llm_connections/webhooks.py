@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import (
     WEBHOOK_ALL_EVENTS,
     WebhookCreate,
@@ -47,7 +48,7 @@ from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFoun
 from ump_llm_connections.events import Event, EventBus
 from ump_llm_connections.secrets import KeyBox
 from ump_llm_connections.service import Service
-from ump_llm_connections.store.tables import WebhookDeliveryRow, WebhookRow, utcnow
+from ump_llm_connections.store.tables import WebhookDeliveryRow, WebhookRow
 from ump_llm_connections.store.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.api.sse import OpenStreams
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
@@ -38,7 +39,6 @@ from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
 from ump_llm_connections.store.health import HealthStore, MonitorLease
-from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 from ump_llm_connections.webhooks import open_webhooks
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from ump_llm_connections.api.deps import Clean, Pools
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import (
     PoolCreate,
     PoolList,
@@ -16,7 +17,6 @@ from ump_llm_connections.domain import (
     PoolUpdate,
 )
 from ump_llm_connections.gateway.usage import parse_duration, report
-from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
 router = APIRouter(prefix="/api/pools", tags=["pools"], dependencies=[Clean])

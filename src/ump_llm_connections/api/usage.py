@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from ump_llm_connections.api.deps import Clean, Pools, RegistryDep
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import UsageReport
 from ump_llm_connections.gateway.usage import parse_duration, report
-from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
 router = APIRouter(tags=["usage"], dependencies=[Clean])
