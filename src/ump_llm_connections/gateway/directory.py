@@ -3,6 +3,9 @@
 Writes through this process's registry refresh the changed connection at once; a cheap version
 check (row count and latest ``updated_at``) every few seconds picks up writes made elsewhere —
 the CLI, or another replica — and reloads.
+
+It reads the registry and the pool service through two Protocols (``ConnectionSource``,
+``PoolSource``): the gateway layer imports no service.
 """
 
 from __future__ import annotations
