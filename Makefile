@@ -21,7 +21,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/ump-llm serve
 
-## test: install the test extras, lint, type-check and run the whole suite
+## test: install the test extras, lint, type-check, check the import layers and run the suite
 test: $(VENV)/.installed-test lint
 	$(BIN)/pytest
 
@@ -29,6 +29,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: the registry benchmark (seeds 100,000 connections per backend, default server
 ## settings; several minutes)
@@ -42,4 +43,4 @@ bench-gateway: $(VENV)/.installed
 	$(BIN)/python bench/gateway.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

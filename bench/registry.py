@@ -36,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import Database, free_port, launch_server, make_database
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import Settings
 from ump_llm_connections.domain import ConnectionType, name_key
 from ump_llm_connections.store.engine import create_engine
 from ump_llm_connections.store.migrate import upgrade
-from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow, NameRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow, NameRow
 
 TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
 TARGET_LIST_MS = 20.0

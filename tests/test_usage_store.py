@@ -7,11 +7,11 @@ import uuid
 from pathlib import Path
 
 from tests.conftest import Database
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import Settings
 from ump_llm_connections.domain import ConnectionCreate, ConnectionType, PoolCreate, PoolMember
 from ump_llm_connections.gateway.usage import UsageEvent
 from ump_llm_connections.service import open_service
-from ump_llm_connections.store.tables import utcnow
 from ump_llm_connections.store.usage import UsageStore
 
 

@@ -7,7 +7,6 @@ delivered to subscribers (webhooks) without ever blocking the code that publishe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -15,21 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ump_llm_connections.store.tables import utcnow
+from ump_llm_connections.background import BackgroundTask
+from ump_llm_connections.clock import utcnow
+from ump_llm_connections.domain.events import EVENT_TYPES
 
 log = logging.getLogger(__name__)
 
-EVENT_TYPES = (
-    "connection.created",
-    "connection.updated",
-    "connection.deleted",
-    "connection.activated",
-    "connection.deactivated",
-    "connection.status_changed",
-    "connection.test_failed",
-    "connection.threshold_exceeded",
-    "connection.budget_exceeded",
-)
 MAX_QUEUE = 10_000
 
 
@@ -56,7 +46,7 @@ class EventBus:
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Event] | None = None
         self._subscribers: list[Subscriber] = []
-        self._task: asyncio.Task[None] | None = None
+        self._delivery = BackgroundTask("events", self._run)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
@@ -74,17 +64,14 @@ class EventBus:
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(MAX_QUEUE)
-        self._task = asyncio.create_task(self._run(), name="events")
+        self._delivery.start()
 
     async def stop(self) -> None:
         """Hand the events still queued to the subscribers, then stop."""
-        if self._task is None or self._queue is None:
+        if not self._delivery.running or self._queue is None:
             return
         await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        await self._delivery.stop()
 
     async def _run(self) -> None:
         assert self._queue is not None

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import (
     ConnectionDetail,
     ConnectionRead,
@@ -46,7 +47,7 @@ from ump_llm_connections.providers.redact import redact
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.health import CheckPoint, HealthStore
-from ump_llm_connections.store.tables import HealthCheckRow, utcnow
+from ump_llm_connections.store.tables import HealthCheckRow
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ list that still answers must not mark healthy a server whose chat calls fail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -27,13 +26,14 @@ from datetime import timedelta
 
 import aiohttp
 
+from ump_llm_connections.background import periodic
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import ConnectionStatus, ProbeMode
 from ump_llm_connections.errors import ConfigurationError, UmpError
 from ump_llm_connections.health import ConnectionTester, Probe, cheap_probe, probe
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.store.health import HealthStore, MonitorLease
-from ump_llm_connections.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -71,37 +71,25 @@ class HealthMonitor:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._due: dict[uuid.UUID, float] = {}
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._task: asyncio.Task[None] | None = None
+        tick_s = min(5.0, max(0.05, interval_s / 10))
+        self._scheduler = periodic("health monitor tick", self.tick, tick_s, first_now=True)
         self._suspects: set[uuid.UUID] = set()
         self._passive: set[asyncio.Task[None]] = set()
         self._recording: set[asyncio.Task[ConnectionStatus | None]] = set()
         self._pruned_at = float("-inf")
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="health-monitor")
+        self._scheduler.start()
 
     async def stop(self) -> None:
         """Stop scheduling, cancel the probes in flight and wait for them to end."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._scheduler.stop()
         probes = [*self._running.values(), *self._passive]
         for task in probes:
             task.cancel()
         await asyncio.gather(*probes, return_exceptions=True)
         await asyncio.gather(*self._recording, return_exceptions=True)
         await self._lease.release()
-
-    async def _run(self) -> None:
-        tick = min(5.0, max(0.05, self._interval_s / 10))
-        while True:
-            try:
-                await self.tick()
-            except Exception:  # one bad tick must not end the monitor
-                log.exception("health monitor tick failed")
-            await asyncio.sleep(tick)
 
     async def tick(self) -> None:
         """Start the probes that are due; prune old checks once an hour. With several

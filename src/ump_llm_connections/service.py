@@ -1,6 +1,8 @@
 """Opening the service: engine, migrations, server key and registry, in that order.
 
-Shared by the API's lifespan and the CLI, so both refuse the same bad configurations.
+Shared by the server's runtime (``runtime.py``) and the CLI, so both refuse the same bad
+configurations. The CLI uses these parts alone; the server adds the gateway and the background
+work on top of them.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aiohttp
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ump_llm_connections.config import Settings
 from ump_llm_connections.events import EventBus
@@ -19,15 +20,15 @@ from ump_llm_connections.registry import Registry
 from ump_llm_connections.secrets import KeyBox, load_keybox
 from ump_llm_connections.store import migrate
 from ump_llm_connections.store.connections import ConnectionStore
-from ump_llm_connections.store.engine import create_engine, session_factory
+from ump_llm_connections.store.engine import Engine, Sessions, create_engine, session_factory
 from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.pools import PoolStore
 
 
 @dataclass
 class Service:
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    engine: Engine
+    sessions: Sessions
     registry: Registry
     pools: PoolService
     keys: KeyBox

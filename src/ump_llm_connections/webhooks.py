@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import (
     WEBHOOK_ALL_EVENTS,
     WebhookCreate,
@@ -46,8 +47,7 @@ from ump_llm_connections.domain import (
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import Event, EventBus
 from ump_llm_connections.secrets import KeyBox
-from ump_llm_connections.service import Service
-from ump_llm_connections.store.tables import WebhookDeliveryRow, WebhookRow, utcnow
+from ump_llm_connections.store.tables import WebhookDeliveryRow, WebhookRow
 from ump_llm_connections.store.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -337,13 +337,6 @@ class WebhookService:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
-
-
-def open_webhooks(service: Service, *, backoff_s: float = 1.0) -> WebhookService:
-    """The webhooks of a running server, on its database, server key and HTTP session."""
-    store = WebhookStore(service.sessions)
-    dispatcher = WebhookDispatcher(store, service.keys, service.http, backoff_s=backoff_s)
-    return WebhookService(store, service.keys, dispatcher)
 
 
 def _not_found(ref: str) -> NotFound:

@@ -1,14 +1,15 @@
-"""The application factory: routes, error rendering, guards and the service lifespan."""
+"""The application factory: routes, error rendering and guards. The lifespan starts and stops
+the ``Runtime`` (``runtime.py``), which owns every part of the running server; ``app.state``
+holds only that runtime, and the routes reach it through ``api/deps.py``."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
+from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
@@ -26,21 +28,8 @@ from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
-from ump_llm_connections.gateway.core import Gateway
-from ump_llm_connections.gateway.directory import Directory
-from ump_llm_connections.gateway.limits import create_limiter
-from ump_llm_connections.gateway.outliers import Outliers
-from ump_llm_connections.gateway.spill import SpillFile
-from ump_llm_connections.gateway.usage import UsageRecorder
-from ump_llm_connections.metrics import Metrics
-from ump_llm_connections.monitor import HealthMonitor
 from ump_llm_connections.providers.base import ErrorKind, ProviderError
-from ump_llm_connections.service import open_service
-from ump_llm_connections.store.engine import redacted_url
-from ump_llm_connections.store.health import HealthStore, MonitorLease
-from ump_llm_connections.store.tables import utcnow
-from ump_llm_connections.store.usage import UsageStore
-from ump_llm_connections.webhooks import open_webhooks
+from ump_llm_connections.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +42,6 @@ HTTP_ERROR_TYPES = {
 }
 
 
-SPEND_REFRESH_S = 60.0
 STREAMS_CLOSE_S = 5.0  # how long streams get to end once told the server is stopping
 # Collect the youngest generation after this many net allocations (CPython's default is 700).
 GC_YOUNG_THRESHOLD = 10_000
@@ -74,84 +62,21 @@ def settle_heap() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
-async def _load_spend(gateway: Gateway, store: UsageStore) -> None:
-    """Month-to-date spend per connection, for budgets (other replicas' spend included)."""
-    now = utcnow()
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    gateway.spend.reset(now.strftime("%Y-%m"), await store.costs_since(month_start))
-
-
-async def _watch_spend(gateway: Gateway, store: UsageStore) -> None:
-    while True:
-        await asyncio.sleep(SPEND_REFRESH_S)
-        try:
-            await _load_spend(gateway, store)
-        except Exception:
-            log.exception("could not refresh month-to-date spend")
-
-
 def create_app(settings: Settings | None = None) -> App:
     settings = settings or Settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = app.state.service = await open_service(settings)
-        await service.events.start()
-        hooks = app.state.webhooks = open_webhooks(service, backoff_s=settings.webhook_backoff_s)
-        await hooks.start(service.events)
-        await service.tester.forget_unfinished()
-        app.state.usage_store = UsageStore(service.sessions)
-        recorder = app.state.recorder = UsageRecorder(
-            app.state.usage_store,
-            SpillFile(settings.spill_file),
-            interval_s=settings.usage_flush_s,
-        )
-        directory = Directory(
-            service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
-        )
-        await directory.start()
-        await recorder.start()  # in the background, first the rows an earlier run spilled
-        limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
-        metrics = app.state.metrics = Metrics()
-        metrics.watch_health(
-            lambda: [(r.name, r.connection_type, r.is_active, r.status) for r in directory.routes()]
-        )
-        gateway = app.state.gateway = Gateway(
-            directory, recorder, limiter, metrics=metrics, events=service.events
-        )
-        monitor = HealthMonitor(
-            service.registry,
-            service.tester,
-            HealthStore(service.sessions),
-            service.http,
-            MonitorLease(service.engine),
-            interval_s=settings.health_interval_s,
-            concurrency=settings.health_concurrency,
-            retention=timedelta(days=settings.health_retention_days),
-        )
-        gateway.outliers = Outliers(
-            threshold=settings.health_failure_threshold, on_trip=monitor.suspect
-        )
-        if settings.health_monitor:
-            await monitor.start()
-        await _load_spend(gateway, app.state.usage_store)
-        spend_task = asyncio.create_task(_watch_spend(gateway, app.state.usage_store))
-        log.info("serving the registry from %s", redacted_url(settings.resolved_database_url))
+    async def lifespan(app: App) -> AsyncIterator[None]:
+        runtime = app.state.runtime = await Runtime.open(settings)
+        await runtime.start()
         settle_heap()
         try:
             yield
         finally:
             # Streams still open after the grace period end with an error event (and their
             # usage is recorded) before the recorder's last write.
-            await app.state.streams.close(STREAMS_CLOSE_S)
-            spend_task.cancel()
-            await monitor.stop()
-            await directory.stop()
-            await recorder.stop()  # writes the usage still buffered, or spills it
-            await limiter.close()
-            await service.events.stop()  # hands queued events to their subscribers
-            await hooks.stop()  # then gives the webhook deliveries under way a grace period
-            await service.close()
+            await app.streams.close(STREAMS_CLOSE_S)
+            await runtime.stop()
 
     app = App(
         title="ump-llm-connections",
@@ -162,7 +87,6 @@ def create_app(settings: Settings | None = None) -> App:
         redoc_url=None,
     )
     add_docs(app)
-    app.state.streams = OpenStreams()
     for module in (connections, usage, pools, presets, webhooks):
         app.include_router(module.router, responses=REST_ERRORS)
 
@@ -178,7 +102,7 @@ def create_app(settings: Settings | None = None) -> App:
     )
     async def readyz(request: Request) -> JSONResponse:
         try:
-            await request.app.state.service.registry.version()
+            await runtime_of(request).registry.version()
         except Exception as exc:  # any failure to reach the database means not ready
             message = f"database unavailable: {type(exc).__name__}"
             return JSONResponse(error_body("not_ready", message), status_code=503)
@@ -192,7 +116,7 @@ def create_app(settings: Settings | None = None) -> App:
         responses={200: {"description": "Prometheus text exposition format"}},
     )
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -260,13 +184,17 @@ class App(FastAPI):
 
     gateway_asgi: ASGIApp
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.streams = OpenStreams()  # the gateway's open event streams, ended on shutdown
+
     async def abandon(self) -> None:
         """A forced exit skips the lifespan's shutdown: end the streams (their usage recorded)
         and spill the usage not stored yet, so that the next start stores it."""
-        await self.state.streams.close(1.0)
-        recorder: UsageRecorder | None = getattr(self.state, "recorder", None)
-        if recorder is not None:
-            recorder.abandon()
+        await self.streams.close(1.0)
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        if runtime is not None:
+            runtime.abandon()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/v1/"):

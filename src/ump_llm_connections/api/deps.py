@@ -1,4 +1,11 @@
-"""Dependency aliases for the routes, and the strict query parameters they share."""
+"""Every route dependency, and the strict query parameters the routes share.
+
+One naming scheme: ``XxxDep = Annotated[Xxx, Depends(_xxx)]``. The dependency functions are
+``async`` on purpose: FastAPI runs a sync dependency in a thread, one hop per request. They all
+read the server's ``Runtime`` (``runtime.py``), the one attribute of ``app.state``; so does
+the gateway's lean router (``api/gateway.py``), through ``runtime_of``. ``Clean`` is the guard
+every REST router lists.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +13,44 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator
+from starlette.requests import HTTPConnection
 
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.health import ConnectionTester
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
+from ump_llm_connections.reports import UsageReports
+from ump_llm_connections.runtime import Runtime
+from ump_llm_connections.webhooks import WebhookService
 
 MAX_OFFSET = 1_000_000_000
 MAX_QUERY_ITEMS = 100
 
 
+def runtime_of(request: HTTPConnection) -> Runtime:
+    """The running server's parts (set by the lifespan in ``api/app.py``)."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
 async def _registry(request: Request) -> Registry:
-    registry: Registry = request.app.state.service.registry
-    return registry
+    return runtime_of(request).registry
 
 
 async def _tester(request: Request) -> ConnectionTester:
-    tester: ConnectionTester = request.app.state.service.tester
-    return tester
+    return runtime_of(request).tester
 
 
 async def _pools(request: Request) -> PoolService:
-    pools: PoolService = request.app.state.service.pools
-    return pools
+    return runtime_of(request).pools
+
+
+async def _usage(request: Request) -> UsageReports:
+    return runtime_of(request).usage
+
+
+async def _webhooks(request: Request) -> WebhookService:
+    return runtime_of(request).webhooks
 
 
 async def clean_request(request: Request) -> None:
@@ -56,8 +78,10 @@ def _query_bool(value: object) -> object:
 
 
 RegistryDep = Annotated[Registry, Depends(_registry)]
-Pools = Annotated[PoolService, Depends(_pools)]
+PoolsDep = Annotated[PoolService, Depends(_pools)]
 TesterDep = Annotated[ConnectionTester, Depends(_tester)]
+UsageDep = Annotated[UsageReports, Depends(_usage)]
+WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
 Clean = Depends(clean_request)
 QueryBool = Annotated[bool | None, BeforeValidator(_query_bool)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")]

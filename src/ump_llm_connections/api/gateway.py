@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.sse import EventStream
 from ump_llm_connections.gateway.core import Gateway, GatewayError
 from ump_llm_connections.gateway.wire import (
@@ -36,8 +37,7 @@ JSON = "application/json"
 
 
 def _gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
+    return runtime_of(request).gateway
 
 
 def _error(
@@ -109,7 +109,7 @@ async def chat_completions(request: Request) -> Response | EventStream:
     return EventStream(  # stops the upstream when the client leaves (see api/sse.py)
         _events(writer, first, chunks, include_usage),
         {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(route.name)},
-        request.app.state.streams,
+        request.app.streams,
     )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from ump_llm_connections.api.deps import Clean, Offset
+from ump_llm_connections.api.deps import Clean, Offset, WebhooksDep
 from ump_llm_connections.domain import (
     WebhookCreate,
     WebhookCreated,
@@ -14,36 +14,27 @@ from ump_llm_connections.domain import (
     WebhookList,
     WebhookRead,
 )
-from ump_llm_connections.webhooks import WebhookService
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], dependencies=[Clean])
 
 
-async def _webhooks(request: Request) -> WebhookService:
-    webhooks: WebhookService = request.app.state.webhooks
-    return webhooks
-
-
-Webhooks = Annotated[WebhookService, Depends(_webhooks)]
-
-
 @router.post("", status_code=201, summary="Create a webhook; the answer shows its secret, once")
-async def create_webhook(body: WebhookCreate, webhooks: Webhooks) -> WebhookCreated:
+async def create_webhook(body: WebhookCreate, webhooks: WebhooksDep) -> WebhookCreated:
     return await webhooks.create(body)
 
 
 @router.get("", summary="List webhooks")
-async def list_webhooks(webhooks: Webhooks) -> WebhookList:
+async def list_webhooks(webhooks: WebhooksDep) -> WebhookList:
     return await webhooks.find()
 
 
 @router.get("/{webhook_id}", summary="Get a webhook")
-async def get_webhook(webhook_id: str, webhooks: Webhooks) -> WebhookRead:
+async def get_webhook(webhook_id: str, webhooks: WebhooksDep) -> WebhookRead:
     return await webhooks.get(webhook_id)
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
-async def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response:
+async def delete_webhook(webhook_id: str, webhooks: WebhooksDep) -> Response:
     await webhooks.delete(webhook_id)
     return Response(status_code=204)
 
@@ -51,7 +42,7 @@ async def delete_webhook(webhook_id: str, webhooks: Webhooks) -> Response:
 @router.get("/{webhook_id}/deliveries", summary="Delivery attempts, newest first")
 async def deliveries(
     webhook_id: str,
-    webhooks: Webhooks,
+    webhooks: WebhooksDep,
     limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
     offset: Offset = 0,
 ) -> WebhookDeliveryPage:

@@ -15,8 +15,8 @@ from pydantic import (
 
 from ump_llm_connections.domain.connections import Description, UtcDateTime
 from ump_llm_connections.domain.endpoints import http_url
+from ump_llm_connections.domain.events import EVENT_TYPES
 from ump_llm_connections.domain.input import Body, Flag, SingleLine
-from ump_llm_connections.events import EVENT_TYPES
 
 WEBHOOK_ALL_EVENTS = "*"
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.gateway.directory import Directory, Route
 from ump_llm_connections.gateway.limits import Limiter, LimiterUnavailable, Reservation
@@ -34,7 +35,6 @@ from ump_llm_connections.providers.base import (
     StreamChunk,
     Usage,
 )
-from ump_llm_connections.store.tables import utcnow
 
 log = logging.getLogger(__name__)
 

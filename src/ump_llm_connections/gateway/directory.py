@@ -3,25 +3,28 @@
 Writes through this process's registry refresh the changed connection at once; a cheap version
 check (row count and latest ``updated_at``) every few seconds picks up writes made elsewhere —
 the CLI, or another replica — and reloads.
+
+It reads the registry and the pool service through two Protocols (``ConnectionSource``,
+``PoolSource``): the gateway layer imports no service.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
-from ump_llm_connections.domain import ConnectionRead, name_key
+from ump_llm_connections.background import periodic
+from ump_llm_connections.domain import ConnectionRead, PoolList, name_key
 from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
-from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Adapter, Target
-from ump_llm_connections.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,27 @@ class Route:
         ) / 1_000_000
 
 
+class ConnectionSource(Protocol):
+    """Where the directory reads connections (the registry), and hears of changes to them."""
+
+    def subscribe(self, listener: Callable[[uuid.UUID], Awaitable[None]]) -> None: ...
+    async def version(self) -> tuple[int, object]: ...
+    async def everything(self) -> list[tuple[ConnectionRead, Target]]: ...
+    async def target(self, ref: str) -> tuple[ConnectionRead, Target]: ...
+
+
+class PoolSource(Protocol):
+    """Where the directory reads pools (the pool service), and hears of changes to them."""
+
+    def subscribe(self, listener: Callable[[], Awaitable[None]]) -> None: ...
+    async def find(self) -> PoolList: ...
+
+
 class Directory:
     def __init__(
         self,
-        registry: Registry,
-        pools: PoolService,
+        registry: ConnectionSource,
+        pools: PoolSource,
         http: aiohttp.ClientSession,
         *,
         refresh_s: float = 5.0,
@@ -74,11 +93,15 @@ class Directory:
         self._registry = registry
         self._pool_service = pools
         self._http = http
-        self._refresh_s = refresh_s
         self._by_key: dict[str, Route] = {}
         self._pools: dict[str, PoolRoute] = {}
         self._version: tuple[int, object] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._watcher = periodic(
+            "gateway directory refresh",
+            self._reload_if_changed,
+            refresh_s,
+            expected=(OSError, ConfigurationError),  # keep serving the last good view
+        )
         self._lock = asyncio.Lock()  # a slow full reload must not undo a newer refresh
         registry.subscribe(self.refresh)
         pools.subscribe(self.load_pools)
@@ -145,25 +168,15 @@ class Directory:
     async def start(self) -> None:
         await self.load()
         await self.load_pools()
-        self._task = asyncio.create_task(self._watch(), name="gateway-directory")
+        self._watcher.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._watcher.stop()
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._refresh_s)
-            try:
-                if await self._registry.version() != self._version:
-                    await self.load()
-                await self.load_pools()  # few rows: cheaper than tracking their versions
-            except (OSError, ConfigurationError) as exc:  # keep serving the last good view
-                log.warning("gateway directory refresh failed: %s", exc)
-            except Exception:
-                log.exception("gateway directory refresh failed")
+    async def _reload_if_changed(self) -> None:
+        if await self._registry.version() != self._version:
+            await self.load()
+        await self.load_pools()  # few rows: cheaper than tracking their versions
 
     def _route(self, c: ConnectionRead, target: Target) -> Route:
         uses = {"livekit": c.use_in_livekit, "mcp": c.use_in_mcp, "automation": c.use_in_automation}

@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
+from ump_llm_connections.background import BackgroundTask
 from ump_llm_connections.domain import (
     ConnectionUsage,
     PoolUsage,
@@ -31,7 +32,6 @@ from ump_llm_connections.domain import (
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.gateway.spill import SpillFile
 from ump_llm_connections.stats import percentile
-from ump_llm_connections.store.usage import UsageStore
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,19 @@ class UsageEvent:
         }
 
 
+class UsageSink(Protocol):
+    """Where the recorder stores its batches (``store.usage.UsageStore``): insert the rows (once
+    each, if ``skip_stored``) and move each connection's ``last_used_at`` forward."""
+
+    async def append(
+        self,
+        rows: list[dict[str, Any]],
+        last_used: dict[uuid.UUID, datetime],
+        *,
+        skip_stored: bool = False,
+    ) -> int: ...
+
+
 class UsageRecorder:
     """Buffers usage events and writes them in batches; what the database refuses is spilled.
 
@@ -88,7 +101,7 @@ class UsageRecorder:
 
     def __init__(
         self,
-        store: UsageStore,
+        store: UsageSink,
         spill: SpillFile,
         *,
         batch_size: int = 500,
@@ -106,7 +119,7 @@ class UsageRecorder:
         self._next_replay = 0.0
         self._full = asyncio.Event()
         self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._writer = BackgroundTask("usage-recorder", self._run)
         self._late: set[asyncio.Future[int]] = set()  # writes past their timeout
 
     def record(self, event: UsageEvent) -> None:
@@ -116,15 +129,13 @@ class UsageRecorder:
 
     async def start(self) -> None:
         """Write batches in the background, starting with what an earlier run spilled."""
-        self._task = asyncio.create_task(self._run(), name="usage-recorder")
+        self._writer.start()
 
     async def stop(self) -> None:
         """Let the background task finish its batch, then store (or spill) what is left."""
         self._stopping = True
         self._full.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await self._writer.join()
         await self.flush()
         if self._buffer:
             log.error(

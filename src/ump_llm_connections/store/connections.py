@@ -22,10 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import ConnectionFilters, Summary, name_key
 from ump_llm_connections.errors import Conflict
 from ump_llm_connections.store.health import CheckPoint, check_points
-from ump_llm_connections.store.tables import ConnectionRow, ConnectionTagRow, NameRow, utcnow
+from ump_llm_connections.store.tables import ConnectionRow, ConnectionTagRow, NameRow
 
 C = ConnectionRow
 

@@ -7,7 +7,7 @@ import logging
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -19,6 +19,11 @@ from sqlalchemy.ext.asyncio import (
 )
 
 log = logging.getLogger(__name__)
+
+# The names the services use for the engine and the session factory, so that only this package
+# imports SQLAlchemy.
+Engine: TypeAlias = AsyncEngine
+Sessions: TypeAlias = async_sessionmaker[AsyncSession]
 
 # The database and its companions; SQLite gives those the mode of the database file.
 SQLITE_FILES = ("", "-wal", "-shm", "-journal")
@@ -72,5 +77,5 @@ def redacted_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def session_factory(engine: AsyncEngine) -> Sessions:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)

@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import name_key
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.store.connections import name_taken
@@ -17,7 +18,6 @@ from ump_llm_connections.store.tables import (
     NameRow,
     PoolMemberRow,
     PoolRow,
-    utcnow,
 )
 
 # A pool with its members, each with its connection's name: what every read returns.

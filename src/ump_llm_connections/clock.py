@@ -1,0 +1,12 @@
+"""The one clock for stored timestamps: timezone-aware UTC. No project imports, so every layer
+(the domain, the gateway, the services and the store's column defaults) may use it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+__all__ = ["utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,70 @@
+"""Usage read back: reports per connection, across connections and per pool, and the
+month-to-date spend the gateway's budgets start from. The rows come from the store; the
+arithmetic is ``gateway.usage.report``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from ump_llm_connections.clock import utcnow
+from ump_llm_connections.domain import PoolMemberStats, PoolStats, UsageReport
+from ump_llm_connections.gateway.usage import parse_duration, report
+from ump_llm_connections.pools import PoolService
+from ump_llm_connections.registry import Registry
+from ump_llm_connections.store.usage import UsageStore
+
+__all__ = ["UsageReports"]
+
+
+class UsageReports:
+    def __init__(self, store: UsageStore, registry: Registry, pools: PoolService) -> None:
+        self._store = store
+        self._registry = registry
+        self._pools = pools
+
+    async def connection(self, ref: str, *, window: str, bucket: str | None) -> UsageReport:
+        """One connection's usage (by id or name)."""
+        connection = await self._registry.get(ref)
+        now = utcnow()
+        start = now - parse_duration(window, "window")
+        rows = await self._store.since(start, connection_id=connection.id)
+        return report(rows, window=window, bucket=bucket, now=now)
+
+    async def overall(self, *, window: str, bucket: str | None) -> UsageReport:
+        """Usage across connections, with totals per connection and per pool."""
+        now = utcnow()
+        rows = await self._store.since(now - parse_duration(window, "window"))
+        names = await self._registry.names()
+        pool_names = {p.id: p.name for p in (await self._pools.find()).items}
+        return report(
+            rows, window=window, bucket=bucket, now=now, names=names, pool_names=pool_names
+        )
+
+    async def pool(self, ref: str, *, window: str) -> PoolStats:
+        """How a pool's members compare over ``window`` (an A/B test's results)."""
+        pool = await self._pools.get(ref)
+        now = utcnow()
+        rows = await self._store.since(now - parse_duration(window, "window"), pool_id=pool.id)
+        names = {m.connection_id: m.connection_name for m in pool.members}
+        summary = report(rows, window=window, bucket=window, now=now, names=names)
+        members = {c.connection_id: c for c in summary.connections or []}
+        empty = report([], window="1m", bucket="1m", now=now).totals.model_dump()
+        return PoolStats(
+            pool_id=pool.id,
+            name=pool.name,
+            strategy=pool.strategy,
+            window_start=summary.window_start,
+            window_end=summary.window_end,
+            totals=summary.totals,
+            members=[
+                PoolMemberStats(**members[m.connection_id].model_dump())
+                if m.connection_id in members
+                else PoolMemberStats(connection_id=m.connection_id, name=m.connection_name, **empty)
+                for m in pool.members
+            ],
+        )
+
+    async def costs_since(self, start: datetime) -> dict[uuid.UUID, float]:
+        """Spend per connection since ``start`` (every replica's calls included)."""
+        return await self._store.costs_since(start)
