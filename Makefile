@@ -22,8 +22,9 @@ run: $(VENV)/.installed
 	$(BIN)/ump-llm serve
 
 ## test: install the test extras, lint, type-check, check the import layers and run the suite
+## (two workers: most of a test's time is spent waiting on the servers it starts)
 test: $(VENV)/.installed-test lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -174,7 +174,7 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-def _gateway_call(api: httpx.Client, url: str, chat: dict[str, object]) -> httpx.Response:
+def _gateway_call(api: httpx.Client, url: str, chat: dict[str, Any]) -> httpx.Response:
     """A gateway call on a connection that passive health keeps taking out: failing with `auth`
     three times in a row deactivates it, and the probe that follows may land after an
     activation, so activate and call again until the call reaches the upstream."""
