@@ -29,6 +29,7 @@ from ump_llm_connections.domain import (
     ConnectionRead,
     ConnectionStatus,
     ConnectionType,
+    Source,
     TestRequest,
     invalid_input,
 )
@@ -258,8 +259,7 @@ def list_connections(
 
 
 def _uses(c: ConnectionRead) -> list[str]:
-    flags = (c.use_in_livekit, c.use_in_mcp, c.use_in_automation)
-    return [n for n, on in zip(("livekit", "mcp", "automation"), flags, strict=True) if on]
+    return [s.value for s in Source if s.flag and getattr(c, s.flag)]
 
 
 @connections_app.command("add")

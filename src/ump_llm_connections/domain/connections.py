@@ -5,7 +5,6 @@ Only pydantic here: no database, no HTTP.
 
 from __future__ import annotations
 
-import enum
 import unicodedata
 import uuid
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ump_llm_connections.domain.endpoints import (
     check_headers,
     http_url,
 )
+from ump_llm_connections.domain.enums import ApiFormat, ConnectionStatus, ConnectionType, ProbeMode
 from ump_llm_connections.domain.input import (
     Body,
     Flag,
@@ -38,37 +38,43 @@ from ump_llm_connections.domain.input import (
     header_value,
 )
 
-
-class ConnectionType(enum.StrEnum):
-    local = "local"
-    remote = "remote"
-    aws_spot = "aws_spot"
-    openai = "openai"
-    anthropic = "anthropic"
-    google = "google"
-    groq = "groq"
-    together = "together"
-    azure = "azure"
-
-
-class ProbeMode(enum.StrEnum):
-    cheap = "cheap"
-    generate = "generate"
-
-
-class ApiFormat(enum.StrEnum):
-    openai = "openai"
-    anthropic = "anthropic"
-    google = "google"
-    ollama = "ollama"
-
-
-class ConnectionStatus(enum.StrEnum):
-    active = "active"
-    inactive = "inactive"
-    error = "error"
-    testing = "testing"
-    unknown = "unknown"
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "MAX_NAME_KEY",
+    "OLLAMA_PORT",
+    "RESERVED_NAMES",
+    "SORT_FIELDS",
+    "TYPE_API_FORMAT",
+    "ApiKey",
+    "BaseUrl",
+    "ConnectionCreate",
+    "ConnectionFields",
+    "ConnectionFilters",
+    "ConnectionPage",
+    "ConnectionRead",
+    "ConnectionUpdate",
+    "Cost",
+    "Description",
+    "HeaderName",
+    "HeaderValue",
+    "Headers",
+    "Limit",
+    "MaxTokens",
+    "ModelName",
+    "Name",
+    "Priority",
+    "Retries",
+    "ShortText",
+    "Summary",
+    "Tag",
+    "Tags",
+    "Temperature",
+    "Timeout",
+    "UtcDateTime",
+    "Weight",
+    "default_api_format",
+    "name_key",
+]
 
 
 # The usual endpoint and wire format of each type (the guide's examples).

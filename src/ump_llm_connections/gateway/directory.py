@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from ump_llm_connections.domain import ConnectionRead, name_key
+from ump_llm_connections.domain import ConnectionRead, Source, name_key
 from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.pools import PoolService
@@ -25,7 +25,7 @@ from ump_llm_connections.registry import Registry
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("livekit", "mcp", "automation")
+SOURCES = frozenset(s for s in Source if s.flag)  # the ones a connection must be enabled for
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +166,13 @@ class Directory:
                 log.exception("gateway directory refresh failed")
 
     def _route(self, c: ConnectionRead, target: Target) -> Route:
-        uses = {"livekit": c.use_in_livekit, "mcp": c.use_in_mcp, "automation": c.use_in_automation}
         return Route(
             id=c.id,
             name=c.name,
             connection_type=c.connection_type.value,
             is_active=c.is_active,
             status=c.status.value,
-            uses=frozenset(k for k, on in uses.items() if on),
+            uses=frozenset(s for s in Source if s.flag and getattr(c, s.flag)),
             temperature=c.temperature,
             max_tokens=c.max_tokens,
             input_cost_per_million=c.input_cost_per_million,
