@@ -11,6 +11,7 @@ import pytest
 PACKAGES = [
     "ump_llm_connections",
     "ump_llm_connections.api",
+    "ump_llm_connections.cli",
     "ump_llm_connections.domain",
     "ump_llm_connections.gateway",
     "ump_llm_connections.providers",
