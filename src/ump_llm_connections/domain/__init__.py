@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from ump_llm_connections.domain.connections import (
     DEFAULT_BASE_URLS,
-    MAX_NAME_KEY,
     OLLAMA_PORT,
-    RESERVED_NAMES,
     SORT_FIELDS,
     TYPE_API_FORMAT,
     ApiKey,
@@ -28,7 +26,6 @@ from ump_llm_connections.domain.connections import (
     Limit,
     MaxTokens,
     ModelName,
-    Name,
     Priority,
     Retries,
     ShortText,
@@ -40,7 +37,6 @@ from ump_llm_connections.domain.connections import (
     UtcDateTime,
     Weight,
     default_api_format,
-    name_key,
 )
 from ump_llm_connections.domain.endpoints import (
     HOP_BY_HOP_HEADERS,
@@ -91,6 +87,12 @@ from ump_llm_connections.domain.input import (
     TextBlock,
     header_value,
     invalid_input,
+)
+from ump_llm_connections.domain.names import (
+    MAX_NAME_KEY,
+    RESERVED_NAMES,
+    Name,
+    name_key,
 )
 from ump_llm_connections.domain.pools import (
     Members,

@@ -5,7 +5,6 @@ Only pydantic here: no database, no HTTP.
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
@@ -37,12 +36,11 @@ from ump_llm_connections.domain.input import (
     TextBlock,
     header_value,
 )
+from ump_llm_connections.domain.names import Name
 
 __all__ = [
     "DEFAULT_BASE_URLS",
-    "MAX_NAME_KEY",
     "OLLAMA_PORT",
-    "RESERVED_NAMES",
     "SORT_FIELDS",
     "TYPE_API_FORMAT",
     "ApiKey",
@@ -61,7 +59,6 @@ __all__ = [
     "Limit",
     "MaxTokens",
     "ModelName",
-    "Name",
     "Priority",
     "Retries",
     "ShortText",
@@ -73,7 +70,6 @@ __all__ = [
     "UtcDateTime",
     "Weight",
     "default_api_format",
-    "name_key",
 ]
 
 
@@ -134,67 +130,7 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-# Literal path segments under /api/connections and /api/pools (tests/test_names.py holds this
-# to the app's routes), and the dot segments clients resolve away: no name may be one of them.
-RESERVED_NAMES = frozenset(
-    {
-        "summary",
-        "test",
-        "health",
-        "health-checks",
-        "activate",
-        "deactivate",
-        "models",
-        "usage",
-        "stats",
-        ".",
-        "..",
-    }
-)
-MAX_NAME_KEY = 400  # characters of a name once normalised (a database index entry stays small)
-
-
-def name_key(name: str) -> str:
-    """What makes two names the same: NFKC normalisation and Unicode case folding, stripped.
-
-    Connections and pools share one namespace of these keys, which the database keeps unique
-    (``llm_names``); the gateway and the API look names up by it.
-    """
-    if name.isascii():  # NFKC leaves ASCII alone and casefold() is lower() there: the fast path
-        return name.strip().lower()
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return folded.strip()
-
-
-def _parses_as_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_name(name: str) -> str:
-    if not name.isprintable():
-        raise ValueError("name must be printable characters only (no control or format characters)")
-    if "/" in name:
-        raise ValueError("name must not contain '/'")
-    key = name_key(name)
-    if _parses_as_uuid(name) or _parses_as_uuid(key):
-        raise ValueError("name must not look like an id (a UUID)")
-    if key in RESERVED_NAMES:
-        raise ValueError(f"'{key}' is reserved (a word of the API's paths): choose another name")
-    if len(key) > MAX_NAME_KEY:
-        raise ValueError("name is too long once normalised")
-    return name
-
-
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_check_name),
-]
 ModelName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), SingleLine
 ]

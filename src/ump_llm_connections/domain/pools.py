@@ -13,13 +13,13 @@ from ump_llm_connections.domain.connections import (
     ApiKey,
     ConnectionRead,
     Description,
-    Name,
     Priority,
     UtcDateTime,
     Weight,
 )
 from ump_llm_connections.domain.enums import ConnectionType
 from ump_llm_connections.domain.input import Body, Flag, InvalidField, SingleLine
+from ump_llm_connections.domain.names import Name
 from ump_llm_connections.domain.usage import UsageStats
 
 __all__ = [
