@@ -1,11 +1,26 @@
-"""The one error type the registry raises; the API renders it as
-``{"error": {"type", "message", "field"}}`` with ``status``.
+"""Every exception the project raises on purpose, drawn once, and where each is rendered.
 
-    UmpError
-    ├── InvalidInput      400/422  a request the server will not act on
-    ├── NotFound          404      no such connection
-    ├── Conflict          409      a name already taken
-    └── ConfigurationError          the server cannot start (not an HTTP error)
+    Exception
+    ├── UmpError              here: the registry's errors, rendered by the REST API as
+    │   │                     {"error": {"type", "message", "field"}} with its ``status``
+    │   ├── InvalidInput        400/422  a request the server will not act on
+    │   ├── NotFound            404      no such connection
+    │   ├── Conflict            409      a name already taken
+    │   └── ConfigurationError           the server cannot start (not an HTTP error)
+    ├── ProviderError         providers/base.py: an upstream call failed, with an ``ErrorKind``
+    │                         (auth, not_found, rate_limited, timeout, unreachable, bad_response,
+    │                         server_error, bad_request); 502, or 504 for a timeout
+    ├── GatewayError          gateway/core.py: the gateway refuses a call, in OpenAI's terms
+    │                         (status, type, code, param): an unknown model, an inactive or
+    │                         disabled connection, a budget, a rate limit, an empty pool
+    ├── WireError             gateway/wire.py: a Chat Completions body the gateway cannot read;
+    │                         400 invalid_request, naming the ``param``
+    └── LimiterUnavailable    gateway/limits.py: Redis, behind the rate limits, cannot be
+                              reached; the gateway admits the call and logs it
+
+Two never leave their module: ``BodyTooLarge`` (providers/reading.py) becomes a
+``ProviderError(bad_response)``, and ``InvalidField`` (domain/input.py, a ``ValueError``) a
+pydantic validation error, then ``InvalidInput``.
 """
 
 from __future__ import annotations

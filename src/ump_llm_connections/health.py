@@ -20,6 +20,7 @@ import aiohttp
 
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import (
+    PROBE_ERROR,
     ConnectionDetail,
     ConnectionRead,
     ConnectionStatus,
@@ -349,7 +350,7 @@ def _check_row(connection_id: uuid.UUID, kind: str, found: Probe) -> HealthCheck
         latency_ms=round(found.latency_ms, 2),
         ttft_ms=round(found.ttft_ms, 2) if found.ttft_ms is not None else None,
         http_status=error.status if error else None,
-        error_kind=("probe_error" if found.unbuildable else error.kind.value) if error else None,
+        error_kind=(PROBE_ERROR if found.unbuildable else error.kind.value) if error else None,
         error=error.message if error else None,
         response_preview=found.text[:PREVIEW_CHARS] if error is None else None,
     )

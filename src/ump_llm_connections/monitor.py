@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 DISABLED_SLOWDOWN = 4
 JITTER = 0.1
 PRUNE_EVERY_S = 3600.0
-PROBE_ERROR = "probe_error"
 
 
 class HealthMonitor:
@@ -106,18 +105,12 @@ class HealthMonitor:
             return
         now = self._clock()
         seen: set[uuid.UUID] = set()
-        for (
-            connection_id,
-            _name,
-            is_active,
-            by_health,
-            interval,
-            _tested,
-        ) in await self._health.schedule():
+        for connection in await self._health.schedule():
+            connection_id = connection.id
             seen.add(connection_id)
-            every = float(interval or self._interval_s)
-            if not is_active:
-                if not by_health:
+            every = float(connection.health_interval_s or self._interval_s)
+            if not connection.is_active:
+                if not connection.deactivated_by_health:
                     continue
                 every *= DISABLED_SLOWDOWN
             due = self._due.get(connection_id)

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.sse import EventStream
+from ump_llm_connections.domain import Source
 from ump_llm_connections.gateway.core import Gateway, GatewayError
 from ump_llm_connections.gateway.wire import (
     ChunkWriter,
@@ -32,7 +33,8 @@ from ump_llm_connections.providers.base import ErrorKind, ProviderError, StreamC
 
 ID_PREFIX = f"chatcmpl-{os.urandom(8).hex()}-"  # unique per process; a counter after it
 _ids = itertools.count(1)
-SOURCES = frozenset({"livekit", "mcp", "automation", "api"})
+SOURCES = frozenset(Source)
+SOURCES_LISTED = [s.value for s in Source]
 JSON = "application/json"
 
 
@@ -71,7 +73,7 @@ def _source(request: Request) -> str:
             400,
             "invalid_request_error",
             "invalid_source",
-            "X-UMP-Source must be livekit, mcp, automation or api",
+            f"X-UMP-Source must be {', '.join(SOURCES_LISTED[:-1])} or {SOURCES_LISTED[-1]}",
             "X-UMP-Source",
         )
     return source

@@ -5,8 +5,6 @@ Only pydantic here: no database, no HTTP.
 
 from __future__ import annotations
 
-import enum
-import unicodedata
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self
@@ -26,6 +24,7 @@ from ump_llm_connections.domain.endpoints import (
     check_headers,
     http_url,
 )
+from ump_llm_connections.domain.enums import ApiFormat, ConnectionStatus, ConnectionType, ProbeMode
 from ump_llm_connections.domain.input import (
     Body,
     Flag,
@@ -37,38 +36,41 @@ from ump_llm_connections.domain.input import (
     TextBlock,
     header_value,
 )
+from ump_llm_connections.domain.names import Name
 
-
-class ConnectionType(enum.StrEnum):
-    local = "local"
-    remote = "remote"
-    aws_spot = "aws_spot"
-    openai = "openai"
-    anthropic = "anthropic"
-    google = "google"
-    groq = "groq"
-    together = "together"
-    azure = "azure"
-
-
-class ProbeMode(enum.StrEnum):
-    cheap = "cheap"
-    generate = "generate"
-
-
-class ApiFormat(enum.StrEnum):
-    openai = "openai"
-    anthropic = "anthropic"
-    google = "google"
-    ollama = "ollama"
-
-
-class ConnectionStatus(enum.StrEnum):
-    active = "active"
-    inactive = "inactive"
-    error = "error"
-    testing = "testing"
-    unknown = "unknown"
+__all__ = [
+    "DEFAULT_BASE_URLS",
+    "OLLAMA_PORT",
+    "SORT_FIELDS",
+    "TYPE_API_FORMAT",
+    "ApiKey",
+    "BaseUrl",
+    "ConnectionCreate",
+    "ConnectionFields",
+    "ConnectionFilters",
+    "ConnectionPage",
+    "ConnectionRead",
+    "ConnectionUpdate",
+    "Cost",
+    "Description",
+    "HeaderName",
+    "HeaderValue",
+    "Headers",
+    "Limit",
+    "MaxTokens",
+    "ModelName",
+    "Priority",
+    "Retries",
+    "ShortText",
+    "Summary",
+    "Tag",
+    "Tags",
+    "Temperature",
+    "Timeout",
+    "UtcDateTime",
+    "Weight",
+    "default_api_format",
+]
 
 
 # The usual endpoint and wire format of each type (the guide's examples).
@@ -128,67 +130,7 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-# Literal path segments under /api/connections and /api/pools (tests/test_names.py holds this
-# to the app's routes), and the dot segments clients resolve away: no name may be one of them.
-RESERVED_NAMES = frozenset(
-    {
-        "summary",
-        "test",
-        "health",
-        "health-checks",
-        "activate",
-        "deactivate",
-        "models",
-        "usage",
-        "stats",
-        ".",
-        "..",
-    }
-)
-MAX_NAME_KEY = 400  # characters of a name once normalised (a database index entry stays small)
-
-
-def name_key(name: str) -> str:
-    """What makes two names the same: NFKC normalisation and Unicode case folding, stripped.
-
-    Connections and pools share one namespace of these keys, which the database keeps unique
-    (``llm_names``); the gateway and the API look names up by it.
-    """
-    if name.isascii():  # NFKC leaves ASCII alone and casefold() is lower() there: the fast path
-        return name.strip().lower()
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
-    return folded.strip()
-
-
-def _parses_as_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _check_name(name: str) -> str:
-    if not name.isprintable():
-        raise ValueError("name must be printable characters only (no control or format characters)")
-    if "/" in name:
-        raise ValueError("name must not contain '/'")
-    key = name_key(name)
-    if _parses_as_uuid(name) or _parses_as_uuid(key):
-        raise ValueError("name must not look like an id (a UUID)")
-    if key in RESERVED_NAMES:
-        raise ValueError(f"'{key}' is reserved (a word of the API's paths): choose another name")
-    if len(key) > MAX_NAME_KEY:
-        raise ValueError("name is too long once normalised")
-    return name
-
-
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_check_name),
-]
 ModelName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), SingleLine
 ]

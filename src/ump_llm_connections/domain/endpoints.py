@@ -9,6 +9,15 @@ from urllib.parse import SplitResult, urlsplit
 
 from ump_llm_connections.domain.input import InvalidField
 
+__all__ = [
+    "HOP_BY_HOP_HEADERS",
+    "SECRET_HEADER_NAMES",
+    "check_headers",
+    "http_url",
+    "mask_key",
+    "mask_value",
+]
+
 # The adapters send the key in these from api_key: giving them again would be a second key.
 SECRET_HEADER_NAMES = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}

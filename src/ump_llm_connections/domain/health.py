@@ -16,10 +16,24 @@ from pydantic import (
 from ump_llm_connections.domain.connections import (
     ConnectionCreate,
     ConnectionRead,
-    ConnectionStatus,
     UtcDateTime,
 )
+from ump_llm_connections.domain.enums import ConnectionStatus
 from ump_llm_connections.domain.input import Body, Integer, TextBlock
+
+__all__ = [
+    "DEFAULT_TEST_PROMPT",
+    "ConnectionDetail",
+    "HealthCheckPage",
+    "HealthCheckRead",
+    "HealthSummary",
+    "HealthWindow",
+    "ModelList",
+    "TestRequest",
+    "TestResult",
+    "TokenCounts",
+    "UnsavedTestRequest",
+]
 
 DEFAULT_TEST_PROMPT = "Hello, how are you?"
 

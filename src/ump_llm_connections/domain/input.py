@@ -28,6 +28,20 @@ from pydantic_core.core_schema import ErrorType
 
 from ump_llm_connections.errors import InvalidInput
 
+__all__ = [
+    "MAX_MESSAGES",
+    "Body",
+    "Flag",
+    "Integer",
+    "InvalidField",
+    "Number",
+    "Secret",
+    "SingleLine",
+    "TextBlock",
+    "header_value",
+    "invalid_input",
+]
+
 _PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: no database takes them
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")

@@ -12,15 +12,34 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from ump_llm_connections.domain.connections import (
     ApiKey,
     ConnectionRead,
-    ConnectionType,
     Description,
-    Name,
     Priority,
     UtcDateTime,
     Weight,
 )
+from ump_llm_connections.domain.enums import ConnectionType
 from ump_llm_connections.domain.input import Body, Flag, InvalidField, SingleLine
+from ump_llm_connections.domain.names import Name
 from ump_llm_connections.domain.usage import UsageStats
+
+__all__ = [
+    "Members",
+    "PoolCreate",
+    "PoolList",
+    "PoolMember",
+    "PoolMemberRead",
+    "PoolMemberStats",
+    "PoolRead",
+    "PoolStats",
+    "PoolStrategy",
+    "PoolUpdate",
+    "PresetApplied",
+    "PresetApply",
+    "PresetConnectionInfo",
+    "PresetInfo",
+    "PresetKey",
+    "PresetSkipped",
+]
 
 
 class PoolStrategy(enum.StrEnum):

@@ -9,6 +9,14 @@ from pydantic import (
     BaseModel,
 )
 
+__all__ = [
+    "ConnectionUsage",
+    "PoolUsage",
+    "UsageBucket",
+    "UsageReport",
+    "UsageStats",
+]
+
 
 class UsageStats(BaseModel):
     """Totals over a set of gateway calls. Rates and percentiles are null when there were none."""

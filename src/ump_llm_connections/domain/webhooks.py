@@ -18,6 +18,20 @@ from ump_llm_connections.domain.endpoints import http_url
 from ump_llm_connections.domain.events import EVENT_TYPES
 from ump_llm_connections.domain.input import Body, Flag, SingleLine
 
+__all__ = [
+    "WEBHOOK_ALL_EVENTS",
+    "EventName",
+    "WebhookCreate",
+    "WebhookCreated",
+    "WebhookDeliveryPage",
+    "WebhookDeliveryRead",
+    "WebhookEvents",
+    "WebhookList",
+    "WebhookRead",
+    "WebhookSecret",
+    "WebhookUrl",
+]
+
 WEBHOOK_ALL_EVENTS = "*"
 
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import aiohttp
 
 from ump_llm_connections.background import periodic
-from ump_llm_connections.domain import ConnectionRead, PoolList, name_key
+from ump_llm_connections.domain import ConnectionRead, PoolList, Source, name_key
 from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.providers import adapter_for
@@ -28,7 +28,7 @@ from ump_llm_connections.providers.base import Adapter, Target
 
 log = logging.getLogger(__name__)
 
-SOURCES = ("livekit", "mcp", "automation")
+SOURCES = frozenset(s for s in Source if s.flag)  # the ones a connection must be enabled for
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,14 +179,13 @@ class Directory:
         await self.load_pools()  # few rows: cheaper than tracking their versions
 
     def _route(self, c: ConnectionRead, target: Target) -> Route:
-        uses = {"livekit": c.use_in_livekit, "mcp": c.use_in_mcp, "automation": c.use_in_automation}
         return Route(
             id=c.id,
             name=c.name,
             connection_type=c.connection_type.value,
             is_active=c.is_active,
             status=c.status.value,
-            uses=frozenset(k for k, on in uses.items() if on),
+            uses=frozenset(s for s in Source if s.flag and getattr(c, s.flag)),
             temperature=c.temperature,
             max_tokens=c.max_tokens,
             input_cost_per_million=c.input_cost_per_million,

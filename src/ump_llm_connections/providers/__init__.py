@@ -14,6 +14,17 @@ from ump_llm_connections.providers.google import GoogleAdapter
 from ump_llm_connections.providers.ollama import OllamaAdapter
 from ump_llm_connections.providers.openai_compat import OpenAICompatAdapter
 
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "AnthropicAdapter",
+    "GoogleAdapter",
+    "OllamaAdapter",
+    "OpenAICompatAdapter",
+    "Target",
+    "adapter_for",
+]
+
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.api_format: cls
     for cls in (OpenAICompatAdapter, AnthropicAdapter, GoogleAdapter, OllamaAdapter)

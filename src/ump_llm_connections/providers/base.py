@@ -27,7 +27,6 @@ past that the read stops with ``bad_response``.
 from __future__ import annotations
 
 import asyncio
-import enum
 import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain import ErrorKind as ErrorKind
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
 from ump_llm_connections.providers.redact import redact
 
@@ -54,18 +54,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # an error body past this is not read: its status says enough
 DETAIL_CHARS = 300  # of the upstream's own words, in a message
 LIMIT_SETTING = "UMP_MAX_UPSTREAM_BYTES"
-
-
-class ErrorKind(enum.StrEnum):
-    auth = "auth"
-    not_found = "not_found"
-    rate_limited = "rate_limited"
-    timeout = "timeout"
-    unreachable = "unreachable"
-    bad_response = "bad_response"
-    server_error = "server_error"
-    bad_request = "bad_request"
-
 
 RETRYABLE = frozenset(
     {ErrorKind.rate_limited, ErrorKind.timeout, ErrorKind.unreachable, ErrorKind.server_error}

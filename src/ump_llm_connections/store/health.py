@@ -7,16 +7,22 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import Select, delete, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
+from ump_llm_connections.domain import ConnectionStatus, ErrorKind
+from ump_llm_connections.domain.health_rules import (
+    PROBE_ERROR,
+    Failure,
+    HealthState,
+    after_check,
+)
 from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow
 
 H = HealthCheckRow
-DEFINITE = frozenset({"auth", "not_found"})
 
 
 class CheckPoint(NamedTuple):
@@ -39,6 +45,15 @@ def check_points(
     )
 
 
+class Scheduled(NamedTuple):
+    """What the monitor needs of a connection to know when to probe it."""
+
+    id: uuid.UUID
+    is_active: bool
+    deactivated_by_health: bool
+    health_interval_s: int | None
+
+
 @dataclass
 class Outcome:
     """What a check did to its connection."""
@@ -47,6 +62,27 @@ class Outcome:
     old_status: str
     deactivated: bool = False
     reactivated: bool = False
+
+
+def _state(row: ConnectionRow) -> HealthState:
+    return HealthState(
+        is_active=row.is_active,
+        status=ConnectionStatus(row.status),
+        deactivated_by_health=row.deactivated_by_health,
+        auto_reactivate=row.auto_reactivate,
+        consecutive_failures=row.consecutive_failures,
+        last_error=row.last_error,
+    )
+
+
+def _failure(check: HealthCheckRow) -> Failure | None:
+    """How a stored check failed (None: it did not)."""
+    if check.success:
+        return None
+    kind = check.error_kind
+    if kind == PROBE_ERROR:
+        return PROBE_ERROR
+    return ErrorKind(kind) if kind else ErrorKind.server_error  # no kind: a plain failure
 
 
 class HealthStore:
@@ -77,47 +113,28 @@ class HealthStore:
     async def record(
         self, check: HealthCheckRow, *, threshold: int, enforce: bool
     ) -> Outcome | None:
-        """Store a check and apply it to its connection, in one transaction.
-
-        Every check: ``last_tested_at``; success resets ``consecutive_failures`` and
-        ``last_error``. ``rate_limited`` is load, not death: nothing else changes. A probe that
-        could not be built (``probe_error``) is bad local configuration: it is recorded and
-        counts for nothing. Other failures count up and set ``error``. With ``enforce`` (the
-        monitor), ``auth`` and ``not_found`` are definite and reach the threshold at once; at
-        the threshold the connection is deactivated, and it comes back on a success if
-        ``auto_reactivate`` is set. A person's deactivation is never undone here.
-        """
+        """Store a check and apply it to its connection, in one transaction: the rules are
+        ``domain.health_rules.after_check``; this only loads, applies and persists."""
         async with self._sessions() as session:
             row = await session.get(ConnectionRow, check.connection_id)
             if row is None:  # deleted while it was being tested
                 return None
             session.add(check)
             outcome = Outcome(row=row, old_status=row.status)
+            moved = after_check(
+                _state(row),
+                _failure(check),
+                check.error,
+                threshold=threshold,
+                enforce=enforce,
+            )
+            new = moved.state
             row.last_tested_at = check.created_at
-            kind = check.error_kind
-            if check.success:
-                row.consecutive_failures = 0
-                row.last_error = None
-                if not row.is_active and row.deactivated_by_health and row.auto_reactivate:
-                    row.is_active, row.deactivated_by_health = True, False
-                    outcome.reactivated = True
-                if row.is_active:
-                    row.status = "active"
-            elif kind == "rate_limited":
-                pass
-            elif kind == "probe_error":
-                row.last_error = check.error
-            else:
-                row.last_error = check.error
-                row.consecutive_failures += 1
-                if enforce and kind in DEFINITE:
-                    row.consecutive_failures = max(row.consecutive_failures, threshold)
-                if row.is_active:
-                    row.status = "error"
-                    if enforce and row.consecutive_failures >= threshold:
-                        row.is_active, row.deactivated_by_health = False, True
-                        outcome.deactivated = True
-            if outcome.reactivated or outcome.deactivated:
+            row.is_active, row.deactivated_by_health = new.is_active, new.deactivated_by_health
+            row.status = new.status.value
+            row.consecutive_failures, row.last_error = new.consecutive_failures, new.last_error
+            outcome.deactivated, outcome.reactivated = moved.deactivated, moved.reactivated
+            if moved.reactivated or moved.deactivated:
                 row.updated_at = check.created_at
             await session.commit()
             return outcome
@@ -135,19 +152,14 @@ class HealthStore:
             rows = (await session.execute(check_points(connection_id, start))).all()
         return [CheckPoint(*r) for r in rows]
 
-    async def schedule(self) -> list[tuple[Any, ...]]:
+    async def schedule(self) -> list[Scheduled]:
         """What the monitor needs of every connection it may probe, without the keys."""
         C = ConnectionRow
-        query = select(
-            C.id,
-            C.name,
-            C.is_active,
-            C.deactivated_by_health,
-            C.health_interval_s,
-            C.last_tested_at,
-        ).where(or_(C.is_active.is_(True), C.deactivated_by_health.is_(True)))
+        query = select(C.id, C.is_active, C.deactivated_by_health, C.health_interval_s).where(
+            or_(C.is_active.is_(True), C.deactivated_by_health.is_(True))
+        )
         async with self._sessions() as session:
-            return [tuple(r) for r in (await session.execute(query)).all()]
+            return [Scheduled(*r) for r in (await session.execute(query)).all()]
 
     async def history(
         self, connection_id: uuid.UUID, *, limit: int, offset: int

@@ -1,0 +1,138 @@
+"""``ump-llm``: run the server, migrate the database, manage connections from a terminal
+(``connections``: the ``connections`` module)."""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Annotated
+
+import typer
+
+from ump_llm_connections import __version__
+from ump_llm_connections.cli.common import DatabaseUrl, fail, settings_for, with_service
+from ump_llm_connections.cli.connections import connections_app
+from ump_llm_connections.config import LOOPBACK_HOSTS, bind_address
+from ump_llm_connections.datadir import remember
+from ump_llm_connections.secrets import generate_key
+from ump_llm_connections.service import Service
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Manage, test and serve LLM connections.", no_args_is_help=True, add_completion=False
+)
+app.add_typer(connections_app, name="connections")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(envvar="UMP_HOST", help="Address to bind: 127.0.0.1, ::1 or [::1].")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="UMP_PORT", help="Port to listen on.")] = 8002,
+    database_url: DatabaseUrl = None,
+    log_level: Annotated[
+        str, typer.Option(envvar="UMP_LOG_LEVEL", help="debug, info, warning or error.")
+    ] = "info",
+    shutdown_grace: Annotated[
+        int,
+        typer.Option(
+            envvar="UMP_SHUTDOWN_GRACE_S",
+            min=0,
+            max=3600,
+            help="Seconds calls in flight get to finish on SIGTERM; a second signal stops at once.",
+        ),
+    ] = 10,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            envvar="UMP_ACCESS_LOG",
+            help="Log a line per request (off: usage rows record every gateway call).",
+        ),
+    ] = False,
+) -> None:
+    """Start the API server (migrations are applied first)."""
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from ump_llm_connections.api.app import create_app
+    from ump_llm_connections.api.server import Server
+
+    host = bind_address(host)  # "[::1]" -> "::1", which uvicorn can bind
+    if not _is_loopback(host):
+        raise fail(
+            f"refusing to bind {host}: the API has no authentication yet, so it serves only "
+            "loopback. Bind 127.0.0.1 and put an authenticating reverse proxy in front.",
+            2,
+        )
+    settings = settings_for(
+        database_url,
+        host=host,
+        port=port,
+        log_level=log_level,
+        shutdown_grace_s=shutdown_grace,
+        access_log=access_log,
+    )
+    with_service(settings, _nothing)  # migrate and check the key now, with a clean message
+    remember(settings)  # so the connections commands find this database from anywhere
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["ump_llm_connections"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    application = create_app(settings)
+    config = uvicorn.Config(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config,
+        access_log=settings.access_log,
+        server_header=False,
+        proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
+    server = Server(config, application.abandon)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run does: the app did not start (the log says why)
+
+
+async def _nothing(_: Service) -> None:
+    return None
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Apply the database migrations (the server also does this on start)."""
+    settings = settings_for(database_url)
+    with_service(settings, _nothing)
+    typer.echo("database is up to date")
+
+
+@app.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new server key for UMP_SECRET_KEY."""
+    typer.echo(generate_key())
+
+
+if __name__ == "__main__":
+    app()
