@@ -33,7 +33,7 @@ from ump_llm_connections.domain import (
     invalid_input,
 )
 from ump_llm_connections.errors import ConfigurationError, UmpError
-from ump_llm_connections.providers.base import ProviderError
+from ump_llm_connections.providers.errors import ProviderError
 from ump_llm_connections.secrets import generate_key
 from ump_llm_connections.service import Service, open_service
 

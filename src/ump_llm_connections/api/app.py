@@ -34,7 +34,7 @@ from ump_llm_connections.gateway.spill import SpillFile
 from ump_llm_connections.gateway.usage import UsageRecorder
 from ump_llm_connections.metrics import Metrics
 from ump_llm_connections.monitor import HealthMonitor
-from ump_llm_connections.providers.base import ErrorKind, ProviderError
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.engine import redacted_url
 from ump_llm_connections.store.health import HealthStore, MonitorLease

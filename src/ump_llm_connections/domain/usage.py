@@ -5,9 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import (
-    BaseModel,
-)
+from pydantic import BaseModel
 
 
 class UsageStats(BaseModel):
@@ -20,6 +18,9 @@ class UsageStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cache_read_tokens: int  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int  # of prompt_tokens: written to it
+    reasoning_tokens: int  # of completion_tokens: the model's thinking
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     ttft_p50_ms: float | None

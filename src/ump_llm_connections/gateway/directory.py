@@ -21,6 +21,7 @@ from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.types import Prices, Usage
 from ump_llm_connections.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,7 @@ class Route:
     uses: frozenset[str]  # the integrations it is enabled for
     temperature: float | None
     max_tokens: int | None
-    input_cost_per_million: float | None
-    output_cost_per_million: float | None
+    prices: Prices
     monthly_budget: float | None
     rpm_limit: int | None
     tpm_limit: int | None
@@ -51,15 +51,8 @@ class Route:
         """Direct API callers may use any connection; integrations only those enabled for them."""
         return source not in SOURCES or source in self.uses
 
-    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-        if prompt_tokens is None and completion_tokens is None:
-            return None
-        if self.input_cost_per_million is None and self.output_cost_per_million is None:
-            return None
-        return (
-            (prompt_tokens or 0) * (self.input_cost_per_million or 0.0)
-            + (completion_tokens or 0) * (self.output_cost_per_million or 0.0)
-        ) / 1_000_000
+    def cost(self, usage: Usage) -> float | None:
+        return usage.cost(self.prices)
 
 
 class Directory:
@@ -176,8 +169,12 @@ class Directory:
             uses=frozenset(k for k, on in uses.items() if on),
             temperature=c.temperature,
             max_tokens=c.max_tokens,
-            input_cost_per_million=c.input_cost_per_million,
-            output_cost_per_million=c.output_cost_per_million,
+            prices=Prices(
+                input=c.input_cost_per_million,
+                output=c.output_cost_per_million,
+                cache_read=c.cache_read_cost_per_million,
+                cache_write=c.cache_write_cost_per_million,
+            ),
             monthly_budget=c.monthly_budget,
             rpm_limit=c.rpm_limit,
             tpm_limit=c.tpm_limit,

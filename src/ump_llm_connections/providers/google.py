@@ -11,18 +11,18 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ump_llm_connections.providers.base import (
-    Adapter,
+from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.reading import sse_events
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
-    HttpCall,
     Message,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
+    counts,
 )
-from ump_llm_connections.providers.reading import sse_events
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -170,13 +170,21 @@ def _candidate(body: dict[str, Any], *, first_index: int) -> tuple[str, list[Too
 
 
 def _usage(body: dict[str, Any]) -> Usage:
-    meta = body.get("usageMetadata")
-    if not isinstance(meta, dict):
-        return Usage()
-    completion = meta.get("candidatesTokenCount")
-    if completion is not None or meta.get("thoughtsTokenCount") is not None:
-        completion = int(completion or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(prompt_tokens=meta.get("promptTokenCount"), completion_tokens=completion)
+    """Gemini's counts: ``promptTokenCount`` includes the cached ones; the thoughts are counted
+    apart from ``candidatesTokenCount``, and added to the answer here (as OpenAI counts)."""
+    found = counts(body.get("usageMetadata"))
+    found.pop("totalTokenCount", None)
+    answer = found.pop("candidatesTokenCount", None)
+    thoughts = found.pop("thoughtsTokenCount", None)
+    return Usage(
+        input_tokens=found.pop("promptTokenCount", None),
+        output_tokens=None
+        if answer is None and thoughts is None
+        else (answer or 0) + (thoughts or 0),
+        cache_read_tokens=found.pop("cachedContentTokenCount", 0),
+        reasoning_tokens=thoughts or 0,
+        details=found,
+    )
 
 
 def _contents(request: ChatRequest) -> list[dict[str, Any]]:
