@@ -9,8 +9,7 @@
     ├── bad_response   an answer we cannot read: invalid JSON, a stream cut mid-way, content
     │                  or a tool call no adapter can translate
     ├── server_error   5xx
-    └── bad_request    400/422: the upstream refused the request as sent (or it cannot be
-                       written in the upstream's format)
+    └── bad_request    400/422: the upstream refused the request as sent
 
 ``rate_limited``, ``timeout``, ``unreachable`` and ``server_error`` are retryable.
 """

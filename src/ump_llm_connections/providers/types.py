@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 import orjson
 
-from ump_llm_connections.providers.errors import ErrorKind, ProviderError
-
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -19,20 +17,14 @@ class ToolCall:
     name: str
     arguments: str  # JSON text, as OpenAI carries it
 
-    def arguments_object(self) -> dict[str, Any]:
-        """The arguments parsed, for formats that carry an object (Anthropic, Gemini, Ollama):
-        arguments that are no JSON object are refused, not sent as ``{}``."""
+    def arguments_object(self) -> Any:
+        """The arguments parsed, for formats that carry an object (Anthropic, Gemini, Ollama).
+        A caller's half-written arguments (which ``gateway/wire.py`` lets through for the
+        OpenAI format) become ``{}`` here: see ``providers/README.md``."""
         try:
-            value = orjson.loads(self.arguments) if self.arguments else {}
+            return orjson.loads(self.arguments) if self.arguments else {}
         except orjson.JSONDecodeError:
-            value = None
-        if not isinstance(value, dict):
-            raise ProviderError(
-                ErrorKind.bad_request,
-                f"the arguments of tool call '{self.name[:100]}' are not a JSON object, which "
-                "this connection's format carries",
-            )
-        return value
+            return {}
 
 
 @dataclass(slots=True)
