@@ -248,12 +248,8 @@ class ConnectionFields(Body):
     tpm_limit: Limit | None = None
     input_cost_per_million: Cost | None = None
     output_cost_per_million: Cost | None = None
-    cache_read_cost_per_million: Cost | None = Field(
-        default=None, description="Per million prompt tokens read from cache (default: input's)."
-    )
-    cache_write_cost_per_million: Cost | None = Field(
-        default=None, description="Per million prompt tokens written to cache (default: input's)."
-    )
+    cache_read_cost_per_million: Cost | None = None  # unset: priced as input
+    cache_write_cost_per_million: Cost | None = None  # unset: priced as input
     monthly_budget: Annotated[Number, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="Spend per calendar month (UTC) above which it is skipped."
     )
