@@ -124,6 +124,22 @@ async def test_an_anthropic_tool_use_without_an_input_object_is_refused(
     assert "input is not an object" in raised.value.message
 
 
+async def test_a_gemini_part_nothing_can_carry_is_refused(http: aiohttp.ClientSession) -> None:
+    adapter = adapter_for(Target("google", "http://127.0.0.1:9", "m", KEY), http)
+
+    def answer(*parts: dict[str, Any]) -> dict[str, Any]:
+        return {"candidates": [{"content": {"parts": list(parts)}, "finishReason": "STOP"}]}
+
+    thought = {"text": "Let me think.", "thought": True, "thoughtSignature": "c2ln"}
+    said = adapter.parse_response(answer(thought, {"text": "Yes."}, {"thoughtSignature": "c2ln"}))
+    assert said.text == "Yes."  # the thinking is not passed on, and the signature is no content
+    code = {"executableCode": {"language": "PYTHON", "code": "print(1)"}}
+    with pytest.raises(ProviderError) as raised:
+        adapter.parse_response(answer({"text": "Here:"}, code))
+    assert raised.value.kind is ErrorKind.bad_response
+    assert "part of type 'executableCode'" in raised.value.message
+
+
 @pytest.mark.parametrize(
     ("usage", "prices", "cost"),
     [

@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 
 from ump_llm_connections.providers.base import Adapter, HttpCall
-from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.errors import ErrorKind
 from ump_llm_connections.providers.reading import sse_events
 from ump_llm_connections.providers.types import (
     ChatRequest,
@@ -84,7 +84,7 @@ class AnthropicAdapter(Adapter):
             elif block["type"] == "tool_use":
                 calls.append(self._tool_call(block))
             elif block["type"] not in SKIPPED_BLOCKS:
-                raise self._unknown("content block", block["type"])
+                raise self.untranslatable("content block", block["type"])
         return ChatResponse(
             text="".join(text),
             tool_calls=calls,
@@ -112,7 +112,7 @@ class AnthropicAdapter(Adapter):
                     if block.get("text"):
                         yield StreamChunk(text=block["text"])
                 elif block["type"] not in SKIPPED_BLOCKS:
-                    raise self._unknown("content block", block["type"])
+                    raise self.untranslatable("content block", block["type"])
             elif kind == "content_block_delta":
                 delta = body["delta"]
                 if delta["type"] == "text_delta":
@@ -123,7 +123,7 @@ class AnthropicAdapter(Adapter):
                         tool_calls=[ToolCallDelta(index=index, arguments=delta["partial_json"])]
                     )
                 elif delta["type"] not in SKIPPED_DELTAS:
-                    raise self._unknown("content delta", delta["type"])
+                    raise self.untranslatable("content delta", delta["type"])
             elif kind == "message_delta":
                 reason = (body.get("delta") or {}).get("stop_reason")
                 yield StreamChunk(
@@ -152,14 +152,6 @@ class AnthropicAdapter(Adapter):
             )
         return ToolCall(
             id=block["id"], name=block["name"], arguments=orjson.dumps(arguments).decode()
-        )
-
-    def _unknown(self, what: str, kind: Any) -> ProviderError:
-        """Content this gateway cannot translate is refused, never dropped."""
-        return self._error(
-            ErrorKind.bad_response,
-            f"{self.target.host} sent a {what} of type '{self.detail(str(kind))[:60]}', which "
-            "this gateway cannot translate",
         )
 
     def models_call(self) -> HttpCall:

@@ -331,6 +331,14 @@ class Adapter(ABC):
             ErrorKind.bad_response, f"the stream from {self.target.host} ended before the answer"
         )
 
+    def untranslatable(self, what: str, kind: object) -> ProviderError:
+        """For parsers: content the shared types cannot carry is refused, never dropped."""
+        return self._error(
+            ErrorKind.bad_response,
+            f"{self.target.host} sent a {what} of type '{self.detail(str(kind))[:60]}', which "
+            "this gateway cannot translate",
+        )
+
     def detail(self, text: str) -> str:
         """The upstream's own words, fit for a message: redacted first, then shortened (a cut
         made first could split a secret so that it no longer matches)."""
