@@ -118,7 +118,7 @@ class Usage:
             + self.cache_write_tokens * (cache_write or 0.0)
             + (self.output_tokens or 0) * (prices.output or 0.0)
         )
-        return round(total / 1_000_000, 10)
+        return total / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
