@@ -131,20 +131,18 @@ class Prices:
     cache_write: float | None = None
 
 
-def counts(raw: Any, *, skip: frozenset[str] = frozenset(), prefix: str = "") -> dict[str, int]:
-    """The integer counts of an upstream's usage object, nested ones as ``outer.inner``, but
-    those in ``skip`` (mapped to a field of ``Usage`` already)."""
+def counts(raw: Any, prefix: str = "") -> dict[str, int]:
+    """The integer counts of an upstream's usage object by name, nested ones as
+    ``outer.inner``; an adapter's ``_usage`` takes out those it maps to a part."""
     found: dict[str, int] = {}
     if not isinstance(raw, dict):
         return found
     for key, value in raw.items():
         name = prefix + str(key)
-        if name in skip:
-            continue
         if isinstance(value, int) and not isinstance(value, bool):
             found[name] = value
         elif isinstance(value, dict):
-            found.update(counts(value, skip=skip, prefix=name + "."))
+            found.update(counts(value, name + "."))
     return found
 
 
