@@ -337,3 +337,30 @@ def test_upgrade_from_0007_fills_the_tag_table_and_its_triggers_keep_it(
     assert "llm_connection_tags" not in tables
     fresh_database.execute("UPDATE llm_connections SET tags = '[\"y\"]'")  # no trigger left
     assert len(fresh_database.query("SELECT id FROM llm_connections")) == 4
+
+
+def test_0009_adds_the_usage_parts_and_cache_prices_in_place(fresh_database: Database) -> None:
+    """0009's columns come and go without rebuilding a table: 0008's triggers keep working."""
+    asyncio.run(_migrate(fresh_database, "upgrade", "0008"))
+    a = _connection("a", None, datetime(2026, 1, 1, tzinfo=UTC)) | {"tags": ["prod"]}
+    asyncio.run(_insert_connections(fresh_database, [a]))
+    prices = {"cache_read_cost_per_million", "cache_write_cost_per_million"}
+    parts = {"cache_read_tokens", "cache_write_tokens", "reasoning_tokens"}
+
+    def columns() -> tuple[set[str], set[str]]:
+        _, found = asyncio.run(_schema(fresh_database))
+        return found["llm_connections"], found["llm_connection_usage"]
+
+    def tag_status() -> list[tuple[Any, ...]]:
+        return fresh_database.query("SELECT tag, status FROM llm_connection_tags")
+
+    asyncio.run(_migrate(fresh_database, "upgrade", "head"))
+    connections, usage = columns()
+    assert prices <= connections and parts <= usage
+    fresh_database.execute("UPDATE llm_connections SET status = 'error'")
+    assert tag_status() == [("prod", "error")]
+    asyncio.run(_migrate(fresh_database, "downgrade", "0008"))
+    connections, usage = columns()
+    assert not prices & connections and not parts & usage
+    fresh_database.execute("UPDATE llm_connections SET status = 'active'")
+    assert tag_status() == [("prod", "active")]

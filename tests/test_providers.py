@@ -16,18 +16,10 @@ from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import (
-    Adapter,
-    ChatRequest,
-    ErrorKind,
-    Message,
-    ProviderError,
-    StreamChunk,
-    Target,
-    Tool,
-    create_http_session,
-)
-from ump_llm_connections.providers.base import ToolCall as SentToolCall
+from ump_llm_connections.providers.base import Adapter, Target, create_http_session
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.types import ChatRequest, Message, StreamChunk, Tool
+from ump_llm_connections.providers.types import ToolCall as SentToolCall
 
 KEY = "sk-adapter-test-key-0123456789abcdef"
 
@@ -100,7 +92,7 @@ async def test_chat(upstream: Upstream, http: aiohttp.ClientSession) -> None:
     answer = await adapter(upstream, http).chat(HELLO)
     assert answer.text == upstream.fake.reply.text
     assert answer.finish_reason == "stop"
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (12, 9)
+    assert (answer.usage.input_tokens, answer.usage.output_tokens) == (12, 9)
     assert answer.tool_calls == []
 
 
@@ -111,7 +103,7 @@ async def test_stream(upstream: Upstream, http: aiohttp.ClientSession) -> None:
     assert [c.finish_reason for c in chunks if c.finish_reason] == ["stop"]
     usage = [c.usage for c in chunks if c.usage]
     assert usage
-    assert (usage[-1].prompt_tokens, usage[-1].completion_tokens) == (12, 9)
+    assert (usage[-1].input_tokens, usage[-1].output_tokens) == (12, 9)
 
 
 async def test_key_travels_in_a_header_never_in_the_url(
@@ -165,9 +157,9 @@ async def test_missing_usage_is_null_not_invented(
     """(Anthropic always reports usage.)"""
     upstream.fake.reply.report_usage = False
     answer = await adapter(upstream, http).chat(HELLO)
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (None, None)
+    assert (answer.usage.input_tokens, answer.usage.output_tokens) == (None, None)
     chunks = await collect(adapter(upstream, http), HELLO)
-    assert all(c.usage is None or c.usage.completion_tokens is None for c in chunks)
+    assert all(c.usage is None or c.usage.output_tokens is None for c in chunks)
 
 
 async def test_models(upstream: Upstream, http: aiohttp.ClientSession) -> None:

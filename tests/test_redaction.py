@@ -26,14 +26,10 @@ from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import (
-    ChatRequest,
-    Message,
-    ProviderError,
-    Target,
-    create_http_session,
-)
+from ump_llm_connections.providers.base import Target, create_http_session
+from ump_llm_connections.providers.errors import ProviderError
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.types import ChatRequest, Message
 
 KEY = "sk-proj-Redaction0Test1Key2abcdefghijklmnopqrstuvwxyz"
 TENANT = "tenant-Secret-Value-9876543210"

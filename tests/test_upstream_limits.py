@@ -26,13 +26,11 @@ from ump_llm_connections.health import probe
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    ChatRequest,
-    ErrorKind,
-    Message,
-    ProviderError,
     Target,
     create_http_session,
 )
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.types import ChatRequest, Message
 
 KEY = "sk-limits-test-key-0123456789abcdef"
 LIMIT = 256 * 1024

@@ -9,7 +9,13 @@ from pathlib import Path
 from tests.conftest import Database
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import Settings
-from ump_llm_connections.domain import ConnectionCreate, ConnectionType, PoolCreate, PoolMember
+from ump_llm_connections.domain import (
+    ConnectionCreate,
+    ConnectionType,
+    PoolCreate,
+    PoolMember,
+    ReportRow,
+)
 from ump_llm_connections.gateway.usage import UsageEvent
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.usage import UsageStore
@@ -34,7 +40,7 @@ def event(connection_id: uuid.UUID, pool_id: uuid.UUID | None) -> UsageEvent:
 def test_batch_survives_deleted_pool_and_connection(
     fresh_database: Database, tmp_path: Path
 ) -> None:
-    async def go() -> tuple[int, list[tuple[object, ...]]]:
+    async def go() -> tuple[int, list[ReportRow]]:
         service = await open_service(Settings(data_dir=tmp_path, database_url=fresh_database.url))
         try:
 
@@ -66,4 +72,4 @@ def test_batch_survives_deleted_pool_and_connection(
     stored, rows = asyncio.run(go())
     assert stored == 2
     assert len(rows) == 2
-    assert all(row[8] is None for row in rows)  # the deleted pool's id was dropped
+    assert all(row.pool_id is None for row in rows)  # the deleted pool's id was dropped

@@ -14,7 +14,7 @@ from ump_llm_connections.gateway.wire import (
     parse_request,
     render_response,
 )
-from ump_llm_connections.providers.base import (
+from ump_llm_connections.providers.types import (
     ChatResponse,
     Message,
     StreamChunk,

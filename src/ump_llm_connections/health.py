@@ -36,15 +36,11 @@ from ump_llm_connections.domain import (
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import (
-    ChatRequest,
-    ErrorKind,
-    Message,
-    ProviderError,
-    Target,
-    Usage,
-)
+from ump_llm_connections.providers.base import Target
+from ump_llm_connections.providers.collect import Collector
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.types import ChatRequest, Message, Usage
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.stats import percentile
 from ump_llm_connections.store.health import CheckPoint, HealthStore
@@ -76,9 +72,7 @@ class Probe:
             status=status,
             latency_ms=round(self.latency_ms, 2),
             ttft_ms=round(self.ttft_ms, 2) if self.ttft_ms is not None else None,
-            tokens=TokenCounts(
-                prompt=self.usage.prompt_tokens, completion=self.usage.completion_tokens
-            ),
+            tokens=TokenCounts(prompt=self.usage.input_tokens, completion=self.usage.output_tokens),
             response_preview=preview,
             error_kind=self.error.kind.value if self.error else None,
             error=self.error.message if self.error else None,
@@ -99,25 +93,19 @@ async def probe(
     )
     found = Probe(started=utcnow(), latency_ms=0.0)
     adapter = adapter_for(target, http)
-    parts: list[str] = []
-    size = 0  # of the answer so far: a test reads no more than the gateway would
-    start = time.perf_counter()
+    collected = Collector(keep_chars=PREVIEW_SCAN_CHARS)
     try:
         async with contextlib.aclosing(adapter.stream(request)) as chunks:
             async for chunk in chunks:
-                if found.ttft_ms is None and (chunk.text or chunk.tool_calls):
-                    found.ttft_ms = (time.perf_counter() - start) * 1000
-                if size < PREVIEW_SCAN_CHARS:
-                    parts.append(chunk.text)
-                size += len(chunk.text)
-                if size > target.max_response_bytes:
+                collected.add(chunk)
+                if collected.chars > target.max_response_bytes:  # no more than the gateway reads
                     raise adapter.too_large("the answer")
-                if chunk.usage is not None:
-                    found.usage = chunk.usage
     except ProviderError as exc:
         found.error = exc
-    found.latency_ms = (time.perf_counter() - start) * 1000
-    found.text = redact("".join(parts)[:PREVIEW_SCAN_CHARS], target.secrets())
+    found.latency_ms = collected.elapsed_ms()
+    found.ttft_ms = collected.ttft_ms
+    found.usage = collected.usage
+    found.text = redact(collected.response().text, target.secrets())
     return found
 
 

@@ -31,7 +31,7 @@ from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import ConnectionStatus, ProbeMode
 from ump_llm_connections.errors import ConfigurationError, UmpError
 from ump_llm_connections.health import ConnectionTester, Probe, cheap_probe, probe
-from ump_llm_connections.providers.base import ErrorKind, ProviderError
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.store.health import HealthStore, MonitorLease
 

@@ -130,6 +130,10 @@ def content_problem(content: Any, where: str) -> str | None:
 
 
 class FakeAnthropic(FakeUpstream):
+    # A content block sent before the answer's (a thinking block, or one of a type the gateway
+    # does not know), in the answer's content or as a block of the stream, with its delta.
+    first_block: tuple[dict[str, Any], dict[str, Any]] | None = None
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_get("/v1/models", self.list_models)
@@ -218,7 +222,8 @@ class FakeAnthropic(FakeUpstream):
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [self._tool_use(with_input=True) if tool else self._text()],
+                "content": ([self.first_block[0]] if self.first_block else [])
+                + [self._tool_use(with_input=True) if tool else self._text()],
                 "stop_reason": stop_reason,
                 "stop_sequence": stop_sequence,
                 "usage": self._usage(self.reply.completion_tokens),
@@ -226,10 +231,12 @@ class FakeAnthropic(FakeUpstream):
         )
 
     def _usage(self, output_tokens: int) -> dict[str, int]:
+        r = self.reply
         return {
-            "input_tokens": self.reply.prompt_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            # Anthropic's input_tokens leaves out what was read from or written to the cache
+            "input_tokens": r.prompt_tokens - r.cached_tokens - r.cache_write_tokens,
+            "cache_creation_input_tokens": r.cache_write_tokens,
+            "cache_read_input_tokens": r.cached_tokens,
             "output_tokens": output_tokens,
         }
 
@@ -274,8 +281,15 @@ class FakeAnthropic(FakeUpstream):
             "usage": self._usage(1),
         }
         await send("message_start", message=message)
+        at = 0  # the answer's block index
+        if self.first_block:
+            start, delta = self.first_block
+            await send("content_block_start", index=at, content_block=start)
+            await send("content_block_delta", index=at, delta=delta)
+            await send("content_block_stop", index=at)
+            at += 1
         block = self._tool_use(with_input=False) if tool else self._text("")
-        await send("content_block_start", index=0, content_block=block)
+        await send("content_block_start", index=at, content_block=block)
         await send("ping")
         if tool:
             call = self.reply.tool_call
@@ -286,16 +300,16 @@ class FakeAnthropic(FakeUpstream):
                 if behaviour is Behaviour.cut_stream and i == 2:
                     return await self.cut(request, sse.response)
                 delta = {"type": "input_json_delta", "partial_json": piece}
-                await send("content_block_delta", index=0, delta=delta)
+                await send("content_block_delta", index=at, delta=delta)
         else:
             words = self.reply.words()
             for i, word in enumerate(words):
                 if behaviour is Behaviour.cut_stream and i == len(words) // 2:
                     return await self.cut(request, sse.response)
                 await send(
-                    "content_block_delta", index=0, delta={"type": "text_delta", "text": word}
+                    "content_block_delta", index=at, delta={"type": "text_delta", "text": word}
                 )
-        await send("content_block_stop", index=0)
+        await send("content_block_stop", index=at)
         await send(
             "message_delta",
             delta={"stop_reason": stop_reason, "stop_sequence": stop_sequence},

@@ -64,8 +64,11 @@ class Reply:
     """What a normal answer contains."""
 
     text: str = "Hello! I am doing well, thank you."
-    prompt_tokens: int = 12
-    completion_tokens: int = 9
+    prompt_tokens: int = 12  # the whole prompt, cached parts included
+    completion_tokens: int = 9  # the whole answer, reasoning included
+    cached_tokens: int = 0  # of the prompt: read from the prompt cache
+    cache_write_tokens: int = 0  # of the prompt: written to it (Anthropic)
+    reasoning_tokens: int = 0  # of the answer: thinking
     report_usage: bool = True  # False: the answer carries no token counts
     tool_call: ToolCall | None = None  # answered instead of text when the request offers tools
     finish_reason: str = "stop"

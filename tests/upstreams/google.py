@@ -174,11 +174,17 @@ class FakeGemini(FakeUpstream):
             candidate["finishReason"] = FINISH_REASONS.get(reason, reason.upper())
             if self.reply.report_usage:
                 r = self.reply
+                # Gemini counts the thoughts apart from the candidates
                 answer["usageMetadata"] = {
                     "promptTokenCount": r.prompt_tokens,
-                    "candidatesTokenCount": r.completion_tokens,
+                    "candidatesTokenCount": r.completion_tokens - r.reasoning_tokens,
                     "totalTokenCount": r.prompt_tokens + r.completion_tokens,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": r.prompt_tokens}],
                 }
+                if r.cached_tokens:
+                    answer["usageMetadata"]["cachedContentTokenCount"] = r.cached_tokens
+                if r.reasoning_tokens:
+                    answer["usageMetadata"]["thoughtsTokenCount"] = r.reasoning_tokens
         answer["modelVersion"] = model
         answer["responseId"] = "fake-response-1"
         return answer

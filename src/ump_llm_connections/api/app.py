@@ -28,7 +28,7 @@ from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
-from ump_llm_connections.providers.base import ErrorKind, ProviderError
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from ump_llm_connections.gateway.wire import (
     parse_request,
     render_response,
 )
-from ump_llm_connections.providers.base import ErrorKind, ProviderError, StreamChunk
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.types import StreamChunk
 
 ID_PREFIX = f"chatcmpl-{os.urandom(8).hex()}-"  # unique per process; a counter after it
 _ids = itertools.count(1)

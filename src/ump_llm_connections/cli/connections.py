@@ -36,7 +36,7 @@ from ump_llm_connections.domain import (
     TestRequest,
     invalid_input,
 )
-from ump_llm_connections.providers.base import ProviderError
+from ump_llm_connections.providers.errors import ProviderError
 
 connections_app = typer.Typer(help="Add, list, show and remove connections.", no_args_is_help=True)
 

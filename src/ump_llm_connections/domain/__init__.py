@@ -54,6 +54,7 @@ from ump_llm_connections.domain.enums import (
     ProbeMode,
     Source,
 )
+from ump_llm_connections.domain.events import EVENT_TYPES
 from ump_llm_connections.domain.health import (
     DEFAULT_TEST_PROMPT,
     ConnectionDetail,
@@ -115,6 +116,7 @@ from ump_llm_connections.domain.pools import (
 from ump_llm_connections.domain.usage import (
     ConnectionUsage,
     PoolUsage,
+    ReportRow,
     UsageBucket,
     UsageReport,
     UsageStats,
@@ -137,6 +139,7 @@ __all__ = [
     "DEFAULT_BASE_URLS",
     "DEFAULT_TEST_PROMPT",
     "DEFINITE",
+    "EVENT_TYPES",
     "HOP_BY_HOP_HEADERS",
     "MAX_MESSAGES",
     "MAX_NAME_KEY",
@@ -202,6 +205,7 @@ __all__ = [
     "PresetSkipped",
     "Priority",
     "ProbeMode",
+    "ReportRow",
     "Retries",
     "Secret",
     "ShortText",

@@ -190,6 +190,8 @@ class ConnectionFields(Body):
     tpm_limit: Limit | None = None
     input_cost_per_million: Cost | None = None
     output_cost_per_million: Cost | None = None
+    cache_read_cost_per_million: Cost | None = None  # unset: priced as input
+    cache_write_cost_per_million: Cost | None = None  # unset: priced as input
     monthly_budget: Annotated[Number, Field(gt=0, le=10_000_000)] | None = Field(
         default=None, description="Spend per calendar month (UTC) above which it is skipped."
     )
@@ -313,6 +315,8 @@ class ConnectionRead(BaseModel):
     tpm_limit: int | None
     input_cost_per_million: float | None
     output_cost_per_million: float | None
+    cache_read_cost_per_million: float | None
+    cache_write_cost_per_million: float | None
     monthly_budget: float | None
     health_interval_s: int | None
     probe_mode: ProbeMode

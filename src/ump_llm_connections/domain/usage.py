@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
-from pydantic import (
-    BaseModel,
-)
+from pydantic import BaseModel
 
 __all__ = [
     "ConnectionUsage",
     "PoolUsage",
+    "ReportRow",
     "UsageBucket",
     "UsageReport",
     "UsageStats",
@@ -28,6 +28,9 @@ class UsageStats(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cache_read_tokens: int  # of prompt_tokens: read from the provider's prompt cache
+    cache_write_tokens: int  # of prompt_tokens: written to it
+    reasoning_tokens: int  # of completion_tokens: the model's thinking
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     ttft_p50_ms: float | None
@@ -56,3 +59,20 @@ class UsageReport(BaseModel):
     buckets: list[UsageBucket]
     connections: list[ConnectionUsage] | None = None  # only in the report across connections
     pools: list[PoolUsage] | None = None  # likewise: calls made through pools
+
+
+class ReportRow(NamedTuple):
+    """One usage row as the reports read it: by name, so a new column shifts nothing."""
+
+    created_at: datetime
+    connection_id: uuid.UUID
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+    latency_ms: float | None
+    ttft_ms: float | None
+    success: bool
+    cost: float | None
+    pool_id: uuid.UUID | None

@@ -27,14 +27,9 @@ from ump_llm_connections.gateway.outliers import Outliers
 from ump_llm_connections.gateway.router import Breaker, Latencies, PoolRoute, Spend, order
 from ump_llm_connections.gateway.usage import UsageEvent, UsageRecorder
 from ump_llm_connections.metrics import Metrics
-from ump_llm_connections.providers.base import (
-    ChatRequest,
-    ChatResponse,
-    ErrorKind,
-    ProviderError,
-    StreamChunk,
-    Usage,
-)
+from ump_llm_connections.providers.collect import Collector
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk, Usage
 
 log = logging.getLogger(__name__)
 
@@ -209,18 +204,14 @@ class Gateway:
         *,
         retry: bool,
     ) -> AsyncGenerator[StreamChunk, None]:
-        started, clock = utcnow(), time.perf_counter()
-        ttft: float | None = None
-        usage = Usage()
+        started = utcnow()
+        collected = Collector(keep_chars=0)  # the chunks go on to the caller as they come
         failure: ProviderError | None = None
         ended = CLIENT_CLOSED  # unless cancelled by the server stopping
         done = False
         try:
             async for chunk in route.adapter.stream(_with_defaults(route, request), retry=retry):
-                if ttft is None and (chunk.text or chunk.tool_calls):
-                    ttft = (time.perf_counter() - clock) * 1000
-                if chunk.usage is not None:
-                    usage = chunk.usage
+                collected.add(chunk)
                 yield chunk
             done = True
         except ProviderError as exc:
@@ -231,9 +222,10 @@ class Gateway:
                 ended = SERVER_SHUTDOWN
             raise
         finally:
-            await self._settle(reservation, usage)
+            await self._settle(reservation, collected.usage)
+            clock, ttft = collected.started, collected.ttft_ms
             if done:
-                self._served(route, plan, source, started, clock, ttft, usage)
+                self._served(route, plan, source, started, clock, ttft, collected.usage)
             else:
                 closed = failure or ProviderError(ErrorKind.bad_response, ended)
                 self._failed(
@@ -262,8 +254,8 @@ class Gateway:
         if reservation is None:
             return
         used = None
-        if usage is not None and usage.prompt_tokens is not None:
-            used = usage.prompt_tokens + (usage.completion_tokens or 0)
+        if usage is not None and usage.input_tokens is not None:
+            used = usage.total_tokens
         try:
             await self.limiter.settle(reservation, used if usage is not None else 0)
         except LimiterUnavailable as exc:
@@ -315,7 +307,7 @@ class Gateway:
         usage: Usage,
         error: str | None,
     ) -> None:
-        cost = route.cost(usage.prompt_tokens, usage.completion_tokens)
+        cost = route.cost(usage)
         if self.spend.add(route.id, cost, route.monthly_budget):
             self.events.publish(
                 "connection.budget_exceeded",
@@ -335,8 +327,8 @@ class Gateway:
                 source,
                 latency_ms=latency,
                 ttft_ms=ttft,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
                 error_kind=error,
             )
         self.recorder.record(
@@ -344,8 +336,11 @@ class Gateway:
                 connection_id=route.id,
                 created_at=started,
                 source=source,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
+                prompt_tokens=usage.input_tokens,
+                completion_tokens=usage.output_tokens,
+                cache_read_tokens=usage.cache_read_tokens,
+                cache_write_tokens=usage.cache_write_tokens,
+                reasoning_tokens=usage.reasoning_tokens,
                 latency_ms=round(latency, 3),
                 ttft_ms=round(ttft, 3) if ttft is not None else None,
                 success=error is None,

@@ -25,6 +25,7 @@ from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.types import Prices, Usage
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ class Route:
     uses: frozenset[str]  # the integrations it is enabled for
     temperature: float | None
     max_tokens: int | None
-    input_cost_per_million: float | None
-    output_cost_per_million: float | None
+    prices: Prices
     monthly_budget: float | None
     rpm_limit: int | None
     tpm_limit: int | None
@@ -54,15 +54,8 @@ class Route:
         """Direct API callers may use any connection; integrations only those enabled for them."""
         return source not in SOURCES or source in self.uses
 
-    def cost(self, prompt_tokens: int | None, completion_tokens: int | None) -> float | None:
-        if prompt_tokens is None and completion_tokens is None:
-            return None
-        if self.input_cost_per_million is None and self.output_cost_per_million is None:
-            return None
-        return (
-            (prompt_tokens or 0) * (self.input_cost_per_million or 0.0)
-            + (completion_tokens or 0) * (self.output_cost_per_million or 0.0)
-        ) / 1_000_000
+    def cost(self, usage: Usage) -> float | None:
+        return usage.cost(self.prices)
 
 
 class ConnectionSource(Protocol):
@@ -188,8 +181,12 @@ class Directory:
             uses=frozenset(s for s in Source if s.flag and getattr(c, s.flag)),
             temperature=c.temperature,
             max_tokens=c.max_tokens,
-            input_cost_per_million=c.input_cost_per_million,
-            output_cost_per_million=c.output_cost_per_million,
+            prices=Prices(
+                input=c.input_cost_per_million,
+                output=c.output_cost_per_million,
+                cache_read=c.cache_read_cost_per_million,
+                cache_write=c.cache_write_cost_per_million,
+            ),
             monthly_budget=c.monthly_budget,
             rpm_limit=c.rpm_limit,
             tpm_limit=c.tpm_limit,

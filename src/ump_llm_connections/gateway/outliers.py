@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-from ump_llm_connections.providers.base import ErrorKind, ProviderError
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 
 COUNTED = frozenset(
     {

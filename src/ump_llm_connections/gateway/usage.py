@@ -25,6 +25,7 @@ from ump_llm_connections.background import BackgroundTask
 from ump_llm_connections.domain import (
     ConnectionUsage,
     PoolUsage,
+    ReportRow,
     UsageBucket,
     UsageReport,
     UsageStats,
@@ -59,6 +60,9 @@ class UsageEvent:
     cost: float | None
     pool_id: uuid.UUID | None = None
     event_id: uuid.UUID | None = None  # given when written: replays store a row only once
+    cache_read_tokens: int | None = None  # of prompt_tokens
+    cache_write_tokens: int | None = None  # of prompt_tokens
+    reasoning_tokens: int | None = None  # of completion_tokens
 
     def row(self) -> dict[str, Any]:
         return {
@@ -68,6 +72,9 @@ class UsageEvent:
             "source": self.source,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "latency_ms": self.latency_ms,
             "ttft_ms": self.ttft_ms,
             "success": self.success,
@@ -256,7 +263,7 @@ def parse_duration(text: str, field: str) -> timedelta:
 
 
 def report(
-    rows: Iterable[tuple[Any, ...]],
+    rows: Iterable[ReportRow],
     *,
     window: str,
     bucket: str | None,
@@ -273,19 +280,20 @@ def report(
     start = now - span
     first = datetime.fromtimestamp(start.timestamp() // seconds * seconds, UTC)
     count = math.ceil((now - first) / step)
-    per_bucket: list[list[tuple[Any, ...]]] = [[] for _ in range(count)]
-    per_connection: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    per_pool: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
-    everything: list[tuple[Any, ...]] = []
+    per_bucket: list[list[ReportRow]] = [[] for _ in range(count)]
+    per_connection: dict[uuid.UUID, list[ReportRow]] = {}
+    per_pool: dict[uuid.UUID, list[ReportRow]] = {}
+    everything: list[ReportRow] = []
     for row in rows:
-        when = row[0] if row[0].tzinfo else row[0].replace(tzinfo=UTC)
+        when = row.created_at
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if when < start:
             continue
         index = min(int((when - first) / step), count - 1)
         per_bucket[index].append(row)
-        per_connection.setdefault(row[1], []).append(row)
-        if row[8] is not None:
-            per_pool.setdefault(row[8], []).append(row)
+        per_connection.setdefault(row.connection_id, []).append(row)
+        if row.pool_id is not None:
+            per_pool.setdefault(row.pool_id, []).append(row)
         everything.append(row)
     return UsageReport(
         window_start=start,
@@ -325,12 +333,12 @@ def _auto_bucket(span: timedelta) -> timedelta:
     return timedelta(days=1)
 
 
-def _stats(rows: list[tuple[Any, ...]]) -> UsageStats:
-    # row: created_at, connection_id, prompt, completion, latency, ttft, success, cost, pool
-    successes = sum(1 for r in rows if r[6])
-    prompt = sum(r[2] or 0 for r in rows)
-    completion = sum(r[3] or 0 for r in rows)
-    costs = [r[7] for r in rows if r[7] is not None]
+def _stats(rows: list[ReportRow]) -> UsageStats:
+    successes = sum(1 for r in rows if r.success)
+    prompt = sum(r.prompt_tokens or 0 for r in rows)
+    completion = sum(r.completion_tokens or 0 for r in rows)
+    costs = [r.cost for r in rows if r.cost is not None]
+    latencies = [r.latency_ms for r in rows if r.latency_ms is not None]
     return UsageStats(
         requests=len(rows),
         successes=successes,
@@ -339,8 +347,11 @@ def _stats(rows: list[tuple[Any, ...]]) -> UsageStats:
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
-        latency_p50_ms=percentile([r[4] for r in rows if r[4] is not None], 50),
-        latency_p95_ms=percentile([r[4] for r in rows if r[4] is not None], 95),
-        ttft_p50_ms=percentile([r[5] for r in rows if r[5] is not None], 50),
+        cache_read_tokens=sum(r.cache_read_tokens or 0 for r in rows),
+        cache_write_tokens=sum(r.cache_write_tokens or 0 for r in rows),
+        reasoning_tokens=sum(r.reasoning_tokens or 0 for r in rows),
+        latency_p50_ms=percentile(latencies, 50),
+        latency_p95_ms=percentile(latencies, 95),
+        ttft_p50_ms=percentile([r.ttft_ms for r in rows if r.ttft_ms is not None], 50),
         cost=round(sum(costs), 8) if costs else None,
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ump_llm_connections.providers.base import (
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
     Message,
@@ -260,15 +260,21 @@ def render_response(answer: ChatResponse, *, model: str, response_id: str, creat
     return orjson.dumps(body)
 
 
-def usage_json(usage: Usage | None) -> dict[str, int] | None:
-    """OpenAI's usage object, or None when the upstream reported no counts (never invented)."""
-    if usage is None or (usage.prompt_tokens is None and usage.completion_tokens is None):
+def usage_json(usage: Usage | None) -> dict[str, Any] | None:
+    """OpenAI's usage object, or None when the upstream reported no counts (never invented).
+    Cached prompt tokens and reasoning tokens are parts of the two counts, as OpenAI has them."""
+    if usage is None or not usage.reported:
         return None
-    prompt, completion = usage.prompt_tokens or 0, usage.completion_tokens or 0
+    prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
     }
 
 

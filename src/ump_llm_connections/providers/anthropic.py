@@ -9,18 +9,18 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ump_llm_connections.providers.base import (
-    Adapter,
+from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.errors import ErrorKind
+from ump_llm_connections.providers.reading import sse_events
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
-    ErrorKind,
-    HttpCall,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
+    counts,
 )
-from ump_llm_connections.providers.reading import sse_events
 
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; this is what we send when none is set
@@ -31,6 +31,8 @@ STOP_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})  # counted in the usage, not passed on
+SKIPPED_DELTAS = frozenset({"thinking_delta", "signature_delta"})
 TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
 
 
@@ -80,27 +82,25 @@ class AnthropicAdapter(Adapter):
             if block["type"] == "text":
                 text.append(block["text"])
             elif block["type"] == "tool_use":
-                arguments = orjson.dumps(block.get("input") or {}).decode()
-                calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
-        usage = body.get("usage") or {}
+                calls.append(self._tool_call(block))
+            elif block["type"] not in SKIPPED_BLOCKS:
+                raise self.untranslatable("content block", block["type"])
         return ChatResponse(
             text="".join(text),
             tool_calls=calls,
             finish_reason=STOP_REASONS.get(body.get("stop_reason") or "", body.get("stop_reason")),
-            usage=Usage(
-                prompt_tokens=_prompt_tokens(usage), completion_tokens=usage.get("output_tokens")
-            ),
+            usage=_usage(counts(body.get("usage"))),
             model=body.get("model"),
         )
 
     async def parse_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[StreamChunk]:
-        prompt_tokens: int | None = None
+        started: dict[str, int] = {}  # message_start's counts: the prompt's
         tool_index: dict[int, int] = {}  # content block index → tool call index
         async for event, data in sse_events(response, self.target.max_response_bytes):
             body = orjson.loads(data)
             kind = body.get("type", event)
             if kind == "message_start":
-                prompt_tokens = _prompt_tokens((body.get("message") or {}).get("usage") or {})
+                started = counts((body.get("message") or {}).get("usage"))
             elif kind == "content_block_start":
                 block = body["content_block"]
                 if block["type"] == "tool_use":
@@ -108,6 +108,11 @@ class AnthropicAdapter(Adapter):
                     yield StreamChunk(
                         tool_calls=[ToolCallDelta(index=index, id=block["id"], name=block["name"])]
                     )
+                elif block["type"] == "text":
+                    if block.get("text"):
+                        yield StreamChunk(text=block["text"])
+                elif block["type"] not in SKIPPED_BLOCKS:
+                    raise self.untranslatable("content block", block["type"])
             elif kind == "content_block_delta":
                 delta = body["delta"]
                 if delta["type"] == "text_delta":
@@ -117,14 +122,13 @@ class AnthropicAdapter(Adapter):
                     yield StreamChunk(
                         tool_calls=[ToolCallDelta(index=index, arguments=delta["partial_json"])]
                     )
+                elif delta["type"] not in SKIPPED_DELTAS:
+                    raise self.untranslatable("content delta", delta["type"])
             elif kind == "message_delta":
                 reason = (body.get("delta") or {}).get("stop_reason")
-                usage = body.get("usage") or {}
                 yield StreamChunk(
                     finish_reason=STOP_REASONS.get(reason or "", reason),
-                    usage=Usage(
-                        prompt_tokens=prompt_tokens, completion_tokens=usage.get("output_tokens")
-                    ),
+                    usage=_usage({**started, **counts(body.get("usage"))}),
                 )
             elif kind == "message_stop":
                 return
@@ -136,7 +140,19 @@ class AnthropicAdapter(Adapter):
                     f"{self.target.host} failed mid-stream "
                     f"({self.detail(str(error.get('message', 'error')))})",
                 )
+            # other events (ping, content_block_stop, any added later) carry nothing to pass on
         raise self.incomplete()
+
+    def _tool_call(self, block: dict[str, Any]) -> ToolCall:
+        arguments = block.get("input")
+        if not isinstance(arguments, dict):
+            raise self._error(
+                ErrorKind.bad_response,
+                f"{self.target.host} sent a tool_use block whose input is not an object",
+            )
+        return ToolCall(
+            id=block["id"], name=block["name"], arguments=orjson.dumps(arguments).decode()
+        )
 
     def models_call(self) -> HttpCall:
         return HttpCall("GET", self.target.root("/v1") + "/models?limit=1000", self._headers())
@@ -145,12 +161,18 @@ class AnthropicAdapter(Adapter):
         return [str(m["id"]) for m in body["data"]]
 
 
-def _prompt_tokens(usage: dict[str, Any]) -> int | None:
-    """Input tokens, cached ones included (Anthropic counts those apart)."""
-    if usage.get("input_tokens") is None:
-        return None
-    return int(usage["input_tokens"]) + sum(
-        int(usage.get(k) or 0) for k in ("cache_creation_input_tokens", "cache_read_input_tokens")
+def _usage(found: dict[str, int]) -> Usage:
+    """Anthropic's ``input_tokens`` leaves the cache out: the prompt is all three counts."""
+    found = dict(found)
+    fresh = found.pop("input_tokens", None)
+    read = found.pop("cache_read_input_tokens", 0)
+    write = found.pop("cache_creation_input_tokens", 0)
+    return Usage(
+        input_tokens=None if fresh is None else fresh + read + write,
+        output_tokens=found.pop("output_tokens", None),
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        details=found,
     )
 
 

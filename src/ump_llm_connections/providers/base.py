@@ -1,18 +1,9 @@
 """The provider interface: one request, response, stream chunk and error for every wire format.
 
 An adapter turns a ``ChatRequest`` into its provider's HTTP call and the answer back into a
-``ChatResponse`` (or ``StreamChunk`` s); this module does the HTTP, the retries and the error
-classification for all of them. Failures are one exception type with a kind:
-
-    ProviderError(kind=...)
-    ├── auth           401/403: the key is wrong, missing or lacks access
-    ├── not_found      404: no such model (or a wrong base_url)
-    ├── rate_limited   429: slow down; ``retry_after`` says for how long
-    ├── timeout        no answer within the connection's timeout
-    ├── unreachable    refused, DNS or TLS failure: nothing answered
-    ├── bad_response   an answer we cannot read: invalid JSON, a stream cut mid-way
-    ├── server_error   5xx
-    └── bad_request    400/422: the upstream refused the request as sent
+``ChatResponse`` (or ``StreamChunk`` s) — the types are in ``types.py``; this module does the
+HTTP, the retries and the error classification for all of them, into one ``ProviderError`` with
+an ``ErrorKind`` (``errors.py``).
 
 ``rate_limited``, ``timeout``, ``unreachable`` and ``server_error`` are retried (exponential
 backoff with jitter, Retry-After honoured), up to the connection's ``max_retries``; a stream only
@@ -33,19 +24,18 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
-from ump_llm_connections.domain import ErrorKind as ErrorKind
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk
 
 T = TypeVar("T")
-
-Role = Literal["system", "user", "assistant", "tool"]
 
 MAX_RETRY_AFTER_S = 30.0  # a longer wait is handed to the caller instead of slept through
 BACKOFF_BASE_S = 0.25
@@ -54,126 +44,6 @@ DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # an error body past this is not read: its status says enough
 DETAIL_CHARS = 300  # of the upstream's own words, in a message
 LIMIT_SETTING = "UMP_MAX_UPSTREAM_BYTES"
-
-RETRYABLE = frozenset(
-    {ErrorKind.rate_limited, ErrorKind.timeout, ErrorKind.unreachable, ErrorKind.server_error}
-)
-
-
-class ProviderError(Exception):
-    def __init__(
-        self,
-        kind: ErrorKind,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self.kind in RETRYABLE
-
-
-@dataclass(slots=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text, as OpenAI carries it
-
-    def arguments_object(self) -> Any:
-        """The arguments parsed, for formats that carry an object (Anthropic, Gemini, Ollama)."""
-        try:
-            return orjson.loads(self.arguments) if self.arguments else {}
-        except orjson.JSONDecodeError:
-            return {}
-
-
-@dataclass(slots=True)
-class Message:
-    role: Role
-    content: str | None = None
-    tool_calls: list[ToolCall] = field(default_factory=list)  # assistant messages
-    tool_call_id: str | None = None  # tool messages: the call this answers
-    name: str | None = None  # tool messages: the tool's name (Gemini and Ollama need it)
-
-
-@dataclass(slots=True)
-class Tool:
-    name: str
-    description: str | None = None
-    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
-
-
-@dataclass(slots=True)
-class ChatRequest:
-    messages: list[Message]
-    system: str | None = None
-    temperature: float | None = None
-    max_tokens: int | None = None
-    stop: list[str] | None = None
-    tools: list[Tool] | None = None
-    tool_choice: str | None = None  # "auto", "none", "required" or a tool's name
-    response_format: dict[str, Any] | None = None  # OpenAI's: {"type": "json_object"} …
-
-    def system_prompt(self) -> str | None:
-        """``system`` and any system-role messages, joined (formats with one system field)."""
-        parts = [self.system] if self.system else []
-        parts += [m.content for m in self.messages if m.role == "system" and m.content]
-        return "\n\n".join(parts) if parts else None
-
-    def conversation(self) -> list[Message]:
-        """The messages without the system ones."""
-        return [m for m in self.messages if m.role != "system"]
-
-    def json_schema(self) -> dict[str, Any] | None:
-        """The JSON schema asked for by ``response_format``, if any."""
-        if self.response_format and self.response_format.get("type") == "json_schema":
-            schema = (self.response_format.get("json_schema") or {}).get("schema")
-            return schema if isinstance(schema, dict) else None
-        return None
-
-    def wants_json(self) -> bool:
-        kind = (self.response_format or {}).get("type")
-        return kind in ("json_object", "json_schema")
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token counts as the upstream reported them; None where it reported none."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-
-
-@dataclass(slots=True)
-class ChatResponse:
-    text: str
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    finish_reason: str | None = None  # "stop", "length", "tool_calls", "content_filter"
-    usage: Usage = field(default_factory=Usage)
-    model: str | None = None
-
-
-@dataclass(slots=True)
-class ToolCallDelta:
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-
-
-@dataclass(slots=True)
-class StreamChunk:
-    text: str = ""
-    tool_calls: list[ToolCallDelta] = field(default_factory=list)
-    finish_reason: str | None = None
-    usage: Usage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +329,14 @@ class Adapter(ABC):
         """For ``parse_stream``: the stream ended before its end marker."""
         return self._error(
             ErrorKind.bad_response, f"the stream from {self.target.host} ended before the answer"
+        )
+
+    def untranslatable(self, what: str, kind: object) -> ProviderError:
+        """For parsers: content the shared types cannot carry is refused, never dropped."""
+        return self._error(
+            ErrorKind.bad_response,
+            f"{self.target.host} sent a {what} of type '{self.detail(str(kind))[:60]}', which "
+            "this gateway cannot translate",
         )
 
     def detail(self, text: str) -> str:

@@ -11,18 +11,18 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ump_llm_connections.providers.base import (
-    Adapter,
+from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.reading import sse_events
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
-    HttpCall,
     Message,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
+    counts,
 )
-from ump_llm_connections.providers.reading import sse_events
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -33,6 +33,7 @@ FINISH_REASONS = {
     "PROHIBITED_CONTENT": "content_filter",
     "SPII": "content_filter",
 }
+PART_MARKS = frozenset({"thought", "thoughtSignature"})  # on a part, not a part's content
 CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 
 
@@ -90,7 +91,7 @@ class GoogleAdapter(Adapter):
         return HttpCall("POST", url, self._headers(), body)
 
     def parse_response(self, body: Any) -> ChatResponse:
-        text, calls, finish = _candidate(body, first_index=0)
+        text, calls, finish = self._candidate(body, first_index=0)
         return ChatResponse(
             text=text,
             tool_calls=calls,
@@ -106,7 +107,7 @@ class GoogleAdapter(Adapter):
             body = orjson.loads(data)
             if "error" in body:
                 raise self._http_error(int(body["error"].get("code") or 500), data.encode(), {})
-            text, found, finish = _candidate(body, first_index=calls)
+            text, found, finish = self._candidate(body, first_index=calls)
             chunk = StreamChunk(text=text, finish_reason=finish)
             for call in found:
                 chunk.tool_calls.append(
@@ -121,6 +122,37 @@ class GoogleAdapter(Adapter):
             yield chunk
         if not finished:  # Gemini has no end marker: a finishReason is how a stream ends
             raise self.incomplete()
+
+    def _candidate(
+        self, body: dict[str, Any], *, first_index: int
+    ) -> tuple[str, list[ToolCall], str | None]:
+        """Text, function calls and finish reason of the first candidate."""
+        candidates = body.get("candidates") or []
+        if not candidates:
+            blocked = (body.get("promptFeedback") or {}).get("blockReason")
+            return "", [], "content_filter" if blocked else None
+        candidate = candidates[0]
+        text: list[str] = []
+        calls: list[ToolCall] = []
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            if "text" in part and not part.get("thought"):
+                text.append(part["text"])
+            elif "functionCall" in part:
+                call = part["functionCall"]
+                calls.append(
+                    ToolCall(
+                        id=call.get("id") or f"call_{first_index + len(calls)}",
+                        name=call["name"],
+                        arguments=orjson.dumps(call.get("args") or {}).decode(),
+                    )
+                )
+            elif "text" not in part and set(part) - PART_MARKS:  # code execution, inline data …
+                raise self.untranslatable("part", min(set(part) - PART_MARKS))
+        reason = candidate.get("finishReason")
+        finish = FINISH_REASONS.get(reason, "stop") if reason else None
+        if calls and finish == "stop":
+            finish = "tool_calls"
+        return "".join(text), calls, finish
 
     def is_auth_error(self, status: int, body: Any) -> bool:
         """Gemini answers a wrong key with 400 and the reason API_KEY_INVALID."""
@@ -141,42 +173,22 @@ class GoogleAdapter(Adapter):
         return [str(m["name"]).removeprefix("models/") for m in body.get("models") or []]
 
 
-def _candidate(body: dict[str, Any], *, first_index: int) -> tuple[str, list[ToolCall], str | None]:
-    """Text, function calls and finish reason of the first candidate."""
-    candidates = body.get("candidates") or []
-    if not candidates:
-        blocked = (body.get("promptFeedback") or {}).get("blockReason")
-        return "", [], "content_filter" if blocked else None
-    candidate = candidates[0]
-    text: list[str] = []
-    calls: list[ToolCall] = []
-    for part in (candidate.get("content") or {}).get("parts") or []:
-        if "text" in part and not part.get("thought"):
-            text.append(part["text"])
-        elif "functionCall" in part:
-            call = part["functionCall"]
-            calls.append(
-                ToolCall(
-                    id=call.get("id") or f"call_{first_index + len(calls)}",
-                    name=call["name"],
-                    arguments=orjson.dumps(call.get("args") or {}).decode(),
-                )
-            )
-    reason = candidate.get("finishReason")
-    finish = FINISH_REASONS.get(reason, "stop") if reason else None
-    if calls and finish == "stop":
-        finish = "tool_calls"
-    return "".join(text), calls, finish
-
-
 def _usage(body: dict[str, Any]) -> Usage:
-    meta = body.get("usageMetadata")
-    if not isinstance(meta, dict):
-        return Usage()
-    completion = meta.get("candidatesTokenCount")
-    if completion is not None or meta.get("thoughtsTokenCount") is not None:
-        completion = int(completion or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return Usage(prompt_tokens=meta.get("promptTokenCount"), completion_tokens=completion)
+    """Gemini's counts: ``promptTokenCount`` includes the cached ones; the thoughts are counted
+    apart from ``candidatesTokenCount``, and added to the answer here (as OpenAI counts)."""
+    found = counts(body.get("usageMetadata"))
+    found.pop("totalTokenCount", None)
+    answer = found.pop("candidatesTokenCount", None)
+    thoughts = found.pop("thoughtsTokenCount", None)
+    return Usage(
+        input_tokens=found.pop("promptTokenCount", None),
+        output_tokens=None
+        if answer is None and thoughts is None
+        else (answer or 0) + (thoughts or 0),
+        cache_read_tokens=found.pop("cachedContentTokenCount", 0),
+        reasoning_tokens=thoughts or 0,
+        details=found,
+    )
 
 
 def _contents(request: ChatRequest) -> list[dict[str, Any]]:

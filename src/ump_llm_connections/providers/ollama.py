@@ -10,18 +10,17 @@ from typing import Any
 import aiohttp
 import orjson
 
-from ump_llm_connections.providers.base import (
-    Adapter,
+from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.reading import ndjson_lines
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
-    HttpCall,
     Message,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
 )
-from ump_llm_connections.providers.reading import ndjson_lines
 
 
 class OllamaAdapter(Adapter):
@@ -115,9 +114,8 @@ def _tool_calls(message: dict[str, Any], first_index: int = 0) -> list[ToolCall]
 
 
 def _usage(body: dict[str, Any]) -> Usage:
-    return Usage(
-        prompt_tokens=body.get("prompt_eval_count"), completion_tokens=body.get("eval_count")
-    )
+    """Ollama counts the prompt and the answer only (the rest of its final line is timings)."""
+    return Usage(input_tokens=body.get("prompt_eval_count"), output_tokens=body.get("eval_count"))
 
 
 def _messages(request: ChatRequest) -> list[dict[str, Any]]:

@@ -11,18 +11,18 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from ump_llm_connections.providers.base import (
-    Adapter,
+from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.reading import sse_events
+from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
-    HttpCall,
     Message,
     StreamChunk,
     ToolCall,
     ToolCallDelta,
     Usage,
+    counts,
 )
-from ump_llm_connections.providers.reading import sse_events
 
 
 class OpenAICompatAdapter(Adapter):
@@ -170,9 +170,15 @@ def _arguments_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else orjson.dumps(arguments).decode()
 
 
-def _usage(usage: Any) -> Usage:
-    if not isinstance(usage, dict):
-        return Usage()
+def _usage(raw: Any) -> Usage:
+    """OpenAI's counts: ``prompt_tokens`` includes the cached ones, ``completion_tokens`` the
+    reasoning ones."""
+    found = counts(raw)
+    found.pop("total_tokens", None)
     return Usage(
-        prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens")
+        input_tokens=found.pop("prompt_tokens", None),
+        output_tokens=found.pop("completion_tokens", None),
+        cache_read_tokens=found.pop("prompt_tokens_details.cached_tokens", 0),
+        reasoning_tokens=found.pop("completion_tokens_details.reasoning_tokens", 0),
+        details=found,
     )

@@ -73,6 +73,8 @@ class ConnectionRow(Base):
     tpm_limit: Mapped[int | None] = mapped_column(Integer)
     input_cost_per_million: Mapped[float | None] = mapped_column(Float)
     output_cost_per_million: Mapped[float | None] = mapped_column(Float)
+    cache_read_cost_per_million: Mapped[float | None] = mapped_column(Float)
+    cache_write_cost_per_million: Mapped[float | None] = mapped_column(Float)
     monthly_budget: Mapped[float | None] = mapped_column(Float)
     health_interval_s: Mapped[int | None] = mapped_column(Integer)
     probe_mode: Mapped[str] = mapped_column(String(16), default="cheap")
@@ -161,6 +163,9 @@ class UsageRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_read_tokens: Mapped[int | None] = mapped_column(Integer)  # of prompt_tokens
+    cache_write_tokens: Mapped[int | None] = mapped_column(Integer)  # of prompt_tokens
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)  # of completion_tokens
     latency_ms: Mapped[float | None] = mapped_column(Float)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     success: Mapped[bool] = mapped_column(Boolean)

@@ -10,21 +10,14 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ump_llm_connections.domain import ReportRow
 from ump_llm_connections.store.tables import ConnectionRow, PoolRow, UsageRow
 
 U = UsageRow
 USAGE = UsageRow.metadata.tables[UsageRow.__tablename__]
-REPORT_COLUMNS = (
-    U.created_at,
-    U.connection_id,
-    U.prompt_tokens,
-    U.completion_tokens,
-    U.latency_ms,
-    U.ttft_ms,
-    U.success,
-    U.cost,
-    U.pool_id,
-)
+
+
+REPORT_COLUMNS = tuple(getattr(U, name) for name in ReportRow._fields)
 
 
 class UsageStore:
@@ -128,11 +121,11 @@ class UsageStore:
         *,
         connection_id: uuid.UUID | None = None,
         pool_id: uuid.UUID | None = None,
-    ) -> list[tuple[Any, ...]]:
+    ) -> list[ReportRow]:
         query = select(*REPORT_COLUMNS).where(U.created_at >= start).order_by(U.created_at)
         if connection_id is not None:
             query = query.where(U.connection_id == connection_id)
         if pool_id is not None:
             query = query.where(U.pool_id == pool_id)
         async with self._sessions() as session:
-            return [tuple(row) for row in (await session.execute(query)).all()]
+            return [ReportRow(*row) for row in (await session.execute(query)).all()]
