@@ -74,6 +74,9 @@ class PoolSource(Protocol):
     async def find(self) -> PoolList: ...
 
 
+AdapterFactory = Callable[[Target, aiohttp.ClientSession], Adapter]
+
+
 class Directory:
     def __init__(
         self,
@@ -82,10 +85,12 @@ class Directory:
         http: aiohttp.ClientSession,
         *,
         refresh_s: float = 5.0,
+        adapters: AdapterFactory = adapter_for,
     ) -> None:
         self._registry = registry
         self._pool_service = pools
         self._http = http
+        self._adapters = adapters  # tests build the routes on providers.fake
         self._by_key: dict[str, Route] = {}
         self._pools: dict[str, PoolRoute] = {}
         self._version: tuple[int, object] | None = None
@@ -190,5 +195,5 @@ class Directory:
             monthly_budget=c.monthly_budget,
             rpm_limit=c.rpm_limit,
             tpm_limit=c.tpm_limit,
-            adapter=adapter_for(target, self._http),
+            adapter=self._adapters(target, self._http),
         )
