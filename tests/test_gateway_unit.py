@@ -182,10 +182,8 @@ async def test_a_stream_fails_over_only_before_its_first_chunk(world: Any) -> No
         raise ProviderError(ErrorKind.unreachable, "refused")
 
     w = await world({"a": broken, "b": scripted(OK)})
-    route, first, rest = await w.gateway.open_stream(
-        Plan([w.route("a"), w.route("b")]), REQUEST, "api"
-    )
-    assert route.name == "b"
-    assert first is not None and first.text == "from b"
-    assert [chunk async for chunk in rest] == []
+    stream = await w.gateway.open_stream(Plan([w.route("a"), w.route("b")]), REQUEST, "api")
+    assert stream.route.name == "b"
+    assert stream.first is not None and stream.first.text == "from b"
+    assert [chunk async for chunk in stream.rest] == []
     assert await w.usage() == [("a", False, "unreachable"), ("b", True, None)]

@@ -21,7 +21,7 @@ from starlette.types import Receive, Scope, Send
 from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.sse import EventStream
 from ump_llm_connections.domain import Source
-from ump_llm_connections.gateway.core import Gateway, GatewayError
+from ump_llm_connections.gateway.core import Gateway, GatewayError, Stream
 from ump_llm_connections.gateway.wire import (
     ChunkWriter,
     WireError,
@@ -30,7 +30,6 @@ from ump_llm_connections.gateway.wire import (
     render_response,
 )
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
-from ump_llm_connections.providers.types import StreamChunk
 
 ID_PREFIX = f"chatcmpl-{os.urandom(8).hex()}-"  # unique per process; a counter after it
 _ids = itertools.count(1)
@@ -88,17 +87,17 @@ async def chat_completions(request: Request) -> Response | EventStream:
     gateway = _gateway(request)
     try:
         source = _source(request)
-        model, chat, stream, include_usage = parse_request(body)
+        model, chat, streaming, include_usage = parse_request(body)
         key = request.headers.get("x-ump-ab-key") or _user(body)
         plan = gateway.plan(model, source, key)
         response_id = f"{ID_PREFIX}{next(_ids):x}"
         created = int(time.time())
-        if not stream:
+        if not streaming:
             answer, route = await gateway.complete(plan, chat, source)
             payload = render_response(answer, model=model, response_id=response_id, created=created)
             return Response(payload, headers=_served_by(route.name), media_type=JSON)
         # The first chunk is awaited here: an upstream that fails at once gets a proper status.
-        route, first, chunks = await gateway.open_stream(plan, chat, source)
+        opened = await gateway.open_stream(plan, chat, source)
     except WireError as exc:
         return _error(400, "invalid_request_error", "invalid_request", exc.message, exc.param)
     except GatewayError as exc:
@@ -110,8 +109,8 @@ async def chat_completions(request: Request) -> Response | EventStream:
         return _upstream_error(exc)
     writer = ChunkWriter(model=model, response_id=response_id, created=created)
     return EventStream(  # stops the upstream when the client leaves (see api/sse.py)
-        _events(writer, first, chunks, include_usage),
-        {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(route.name)},
+        _events(writer, opened, include_usage),
+        {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **_served_by(opened.route.name)},
         request.app.streams,
     )
 
@@ -128,28 +127,21 @@ def _user(body: object) -> str | None:
 
 
 async def _events(
-    writer: ChunkWriter,
-    first: StreamChunk | None,
-    chunks: AsyncGenerator[StreamChunk, None],
-    include_usage: bool,
+    writer: ChunkWriter, stream: Stream, include_usage: bool
 ) -> AsyncGenerator[bytes, None]:
-    usage = None
     try:
-        if first is not None:
-            usage = first.usage
-            yield writer.chunk(first)
-            async for chunk in chunks:
-                if chunk.usage is not None:
-                    usage = chunk.usage
+        if stream.first is not None:
+            yield writer.chunk(stream.first)
+            async for chunk in stream.rest:
                 if chunk.text or chunk.tool_calls or chunk.finish_reason:
                     yield writer.chunk(chunk)
     except ProviderError as exc:  # after the first byte: end with an error event, not a hang
         yield b"data: " + error_json(exc.message, "upstream_error", exc.kind.value) + b"\n\n"
         return
     finally:
-        await chunks.aclose()
-    if include_usage:
-        yield writer.usage(usage)
+        await stream.rest.aclose()
+    if include_usage:  # the last usage the stream reported, as its collector kept it
+        yield writer.usage(stream.collected.usage)
     yield writer.done()
 
 

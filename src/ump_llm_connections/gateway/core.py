@@ -67,6 +67,18 @@ class Plan:
     pool: PoolRoute | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A stream that has started: the connection serving it, its first chunk (None when it
+    ended at once), the rest, and the collector that has seen every chunk so far (usage, time
+    to first token)."""
+
+    route: Route
+    first: StreamChunk | None
+    rest: AsyncGenerator[StreamChunk, None]
+    collected: Collector
+
+
 @dataclass
 class Gateway:
     directory: Directory
@@ -161,22 +173,21 @@ class Gateway:
             return answer, route
         raise AssertionError("unreachable: _admitted raises when it runs out")
 
-    async def open_stream(
-        self, plan: Plan, request: ChatRequest, source: str
-    ) -> tuple[Route, StreamChunk | None, AsyncGenerator[StreamChunk, None]]:
+    async def open_stream(self, plan: Plan, request: ChatRequest, source: str) -> Stream:
         """Start a stream on the first connection that answers; it fails over only until
         the first chunk, which is returned with the rest of the stream."""
         async for route, reservation, last in self._admitted(plan, request):
-            chunks = self._stream(route, plan, request, source, reservation, retry=last)
+            collected = Collector(keep_chars=0)  # the chunks go on to the caller as they come
+            chunks = self._stream(route, plan, request, source, reservation, collected, retry=last)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration:
-                return route, None, chunks
+                return Stream(route, None, chunks, collected)
             except ProviderError as exc:
                 if exc.retryable and not last:
                     continue
                 raise
-            return route, first, chunks
+            return Stream(route, first, chunks, collected)
         raise AssertionError("unreachable: _admitted raises when it runs out")
 
     async def _admitted(
@@ -201,11 +212,11 @@ class Gateway:
         request: ChatRequest,
         source: str,
         reservation: Reservation | None,
+        collected: Collector,
         *,
         retry: bool,
     ) -> AsyncGenerator[StreamChunk, None]:
         started = utcnow()
-        collected = Collector(keep_chars=0)  # the chunks go on to the caller as they come
         failure: ProviderError | None = None
         ended = CLIENT_CLOSED  # unless cancelled by the server stopping
         done = False
