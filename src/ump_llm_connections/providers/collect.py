@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from ump_llm_connections.providers.types import ChatResponse, StreamChunk, ToolCall, Usage
 
@@ -29,6 +30,7 @@ class Collector:
         self._text: list[str] = []
         self._kept = 0
         self._calls: dict[int, ToolCall] = {}
+        self._arguments: dict[int, list[str]] = {}  # each call's argument pieces
         self._finish: str | None = None
 
     def add(self, chunk: StreamChunk) -> None:
@@ -48,9 +50,11 @@ class Collector:
                 call = self._calls[delta.index] = ToolCall(
                     id=f"call_{delta.index}", name="", arguments=""
                 )
+                self._arguments[delta.index] = []
             call.id = delta.id or call.id
             call.name = delta.name or call.name
-            call.arguments += delta.arguments
+            if delta.arguments:  # joined once, in response(): a long call comes in many pieces
+                self._arguments[delta.index].append(delta.arguments)
 
     def elapsed_ms(self) -> float:
         return (self._clock() - self.started) * 1000
@@ -60,7 +64,10 @@ class Collector:
         text = "".join(self._text)
         return ChatResponse(
             text=text if self._keep is None else text[: self._keep],
-            tool_calls=[self._calls[i] for i in sorted(self._calls)],
+            tool_calls=[
+                replace(self._calls[i], arguments="".join(self._arguments[i]))
+                for i in sorted(self._calls)
+            ],
             finish_reason=self._finish,
             usage=self.usage,
         )
