@@ -170,6 +170,22 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
+def _connection(api: httpx.Client, fake: FakeOpenAI, name: str) -> str:
+    """An OpenAI connection to ``fake`` with the key and the secret headers; its URL."""
+    body = {
+        "name": name,
+        "connection_type": "openai",
+        "base_url": f"{fake.url}/v1",
+        "model_name": "fake-model",
+        "api_key": KEY,
+        "extra_headers": HEADERS,
+        "max_retries": 0,
+    }
+    created = api.post("/api/connections", json=body)
+    assert created.status_code == 201, created.text
+    return f"/api/connections/{created.json()['id']}"
+
+
 def _gateway_call(api: httpx.Client, url: str, chat: dict[str, Any]) -> httpx.Response:
     """A gateway call on a connection that passive health keeps taking out: failing with `auth`
     three times in a row deactivates it, and the probe that follows may land after an
@@ -191,18 +207,7 @@ def test_no_piece_of_a_secret_reaches_any_output(
     hook = webhook(api, f"{receiver.url}/failed", ["connection.test_failed"])
     with FakeOpenAI(api_key=KEY) as fake:
         fake.behaviour = Behaviour.echo_credentials
-        body = {
-            "name": "echoes",
-            "connection_type": "openai",
-            "base_url": f"{fake.url}/v1",
-            "model_name": "fake-model",
-            "api_key": KEY,
-            "extra_headers": HEADERS,
-            "max_retries": 0,
-        }
-        created = api.post("/api/connections", json=body)
-        assert created.status_code == 201, created.text
-        url = f"/api/connections/{created.json()['id']}"
+        url = _connection(api, fake, "echoes")
         outputs: dict[str, str] = {}
         for padding in PADDINGS:
             fake.echo_padding = padding
@@ -241,18 +246,7 @@ def test_a_test_preview_is_redacted_too(api: httpx.Client, server: Server) -> No
     it in the test's preview, in its health row or in the history."""
     with FakeOpenAI(api_key=KEY) as fake:
         fake.reply.text = f"Sure! The header was: {KEY[:30]} and {TENANT[4:]}"
-        body = {
-            "name": "repeats",
-            "connection_type": "openai",
-            "base_url": f"{fake.url}/v1",
-            "model_name": "fake-model",
-            "api_key": KEY,
-            "extra_headers": HEADERS,
-            "max_retries": 0,
-        }
-        created = api.post("/api/connections", json=body)
-        assert created.status_code == 201, created.text
-        url = f"/api/connections/{created.json()['id']}"
+        url = _connection(api, fake, "repeats")
         tested = api.post(f"{url}/test").json()
     assert tested["success"] is True
     assert tested["response_preview"].startswith("Sure! The header was: [redacted]")
