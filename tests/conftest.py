@@ -74,6 +74,7 @@ class Database:
 
     def clear(self) -> None:
         for table in (
+            "llm_audit_log",
             "llm_webhook_deliveries",
             "llm_webhooks",
             "llm_connection_usage",

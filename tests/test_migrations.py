@@ -31,6 +31,8 @@ TABLES = {
     "llm_webhook_deliveries",
     "llm_names",
     "llm_connection_tags",
+    "llm_api_tokens",
+    "llm_audit_log",
 }
 
 

@@ -4,7 +4,9 @@
     ├── UmpError              here: the registry's errors, rendered by the REST API as
     │   │                     {"error": {"type", "message", "field"}} with its ``status``
     │   ├── InvalidInput        400/422  a request the server will not act on
-    │   ├── NotFound            404      no such connection
+    │   ├── Unauthorized        401      no token, or a bad, expired or revoked one
+    │   ├── Forbidden           403      a token whose role, team or sources do not allow it
+    │   ├── NotFound            404      no such connection (or not one this token may see)
     │   ├── Conflict            409      a name already taken
     │   └── ConfigurationError           the server cannot start (not an HTTP error)
     ├── ProviderError         providers/base.py: an upstream call failed, with an ``ErrorKind``
@@ -50,6 +52,16 @@ def error_body(kind: str, message: str, field: str | None = None) -> ErrorBody:
 class InvalidInput(UmpError):
     status = 422
     type = "validation_error"
+
+
+class Unauthorized(UmpError):
+    status = 401
+    type = "unauthorized"
+
+
+class Forbidden(UmpError):
+    status = 403
+    type = "forbidden"
 
 
 class NotFound(UmpError):

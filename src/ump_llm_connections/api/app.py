@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
+from ump_llm_connections.api.auth import AuthMiddleware
 from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
@@ -156,11 +157,14 @@ def create_app(settings: Settings | None = None) -> App:
         return JSONResponse(error_body("internal_error", message), status_code=500)
 
     allowed = set(LOOPBACK_HOSTS) | {settings.host} | set(settings.allowed_hosts)
+    app.add_middleware(AuthMiddleware)
     app.add_middleware(
         GuardMiddleware, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
     app.gateway_asgi = GuardMiddleware(
-        gateway.router, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
+        AuthMiddleware(gateway.router),
+        allowed_hosts=allowed,
+        max_body_bytes=settings.max_body_bytes,
     )
     return app
 

@@ -14,8 +14,10 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
-from ump_llm_connections.errors import InvalidInput
+from ump_llm_connections.domain.access import Principal
+from ump_llm_connections.errors import InvalidInput, Unauthorized
 from ump_llm_connections.health import ConnectionTester
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
@@ -25,6 +27,24 @@ from ump_llm_connections.webhooks import WebhookService
 
 MAX_OFFSET = 1_000_000_000
 MAX_QUERY_ITEMS = 100
+
+
+PRINCIPAL = "ump.principal"  # scope keys the auth middleware (api/auth.py) sets
+CLIENT = "ump.client"
+
+
+def principal_of(scope: Scope) -> Principal:
+    """Who is calling, as the auth middleware found; a request it did not see is refused."""
+    principal: Principal | None = scope.get(PRINCIPAL)
+    if principal is None:
+        raise Unauthorized("no credentials were checked for this request")
+    return principal
+
+
+def client_of(scope: Scope) -> str | None:
+    """The caller's address (from X-Forwarded-For only behind a trusted proxy)."""
+    client: str | None = scope.get(CLIENT)
+    return client
 
 
 def runtime_of(request: HTTPConnection) -> Runtime:
@@ -51,6 +71,14 @@ async def _usage(request: Request) -> UsageReports:
 
 async def _webhooks(request: Request) -> WebhookService:
     return runtime_of(request).webhooks
+
+
+async def _principal(request: Request) -> Principal:
+    return principal_of(request.scope)
+
+
+async def _client(request: Request) -> str | None:
+    return client_of(request.scope)
 
 
 async def clean_request(request: Request) -> None:
@@ -82,6 +110,8 @@ PoolsDep = Annotated[PoolService, Depends(_pools)]
 TesterDep = Annotated[ConnectionTester, Depends(_tester)]
 UsageDep = Annotated[UsageReports, Depends(_usage)]
 WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+ClientDep = Annotated[str | None, Depends(_client)]
 Clean = Depends(clean_request)
 QueryBool = Annotated[bool | None, BeforeValidator(_query_bool)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip")]

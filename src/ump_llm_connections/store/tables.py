@@ -175,10 +175,12 @@ class UsageRow(Base):
         Uuid, ForeignKey("llm_pools.id", ondelete="SET NULL")
     )
     event_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # a replayed row is stored once
+    token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # who called (no FK: kept for good)
 
     __table_args__ = (
         Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),
         Index("ix_llm_connection_usage_pool_time", "pool_id", "created_at"),
+        Index("ix_llm_connection_usage_token_time", "token_id", "created_at"),
         Index("uq_llm_connection_usage_event_id", "event_id", unique=True),
     )
 
@@ -192,6 +194,8 @@ class PoolRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     strategy: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -268,6 +272,8 @@ class WebhookRow(Base):
     secret_encrypted: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text, default="")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -291,3 +297,53 @@ class WebhookDeliveryRow(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_llm_webhook_deliveries_webhook_time", "webhook_id", "created_at"),)
+
+
+class TokenRow(Base):
+    """An API token: only the SHA-256 of the whole token is kept. ``key_id`` is the public part
+    written in the token itself (``ump_<key_id>_<secret>``), to find the row without a scan."""
+
+    __tablename__ = "llm_api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    team: Mapped[str | None] = mapped_column(String(200))
+    sources: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rpm_limit: Mapped[int | None] = mapped_column(Integer)
+    monthly_budget: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_llm_api_tokens_updated", "updated_at"),)
+
+
+class AuditRow(Base):
+    """The audit log: append-only (rows older than the retention setting are pruned)."""
+
+    __tablename__ = "llm_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    token_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    token_name: Mapped[str | None] = mapped_column(String(200))
+    client: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(200))
+    target_name: Mapped[str | None] = mapped_column(String(200))
+    fields: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+
+    __table_args__ = (
+        Index("ix_llm_audit_log_time", "created_at"),
+        Index("ix_llm_audit_log_action_time", "action", "created_at"),
+        Index("ix_llm_audit_log_token_time", "token_id", "created_at"),
+        Index("ix_llm_audit_log_target_time", "target_id", "created_at"),
+    )

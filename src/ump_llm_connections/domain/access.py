@@ -1,0 +1,178 @@
+"""Who is calling and what they may see: API tokens, roles, teams, sharing and the audit log.
+
+A token belongs to a *principal*: a name, a role and (for members) a team. Admins see and change
+everything. A member sees and uses what it owns and what is shared with its team, changes only
+what it owns, and is told "not found" about the rest. A resource (connection, pool, webhook)
+carries ``owner`` (the id of the token that made it, as text) and ``team``.
+
+The rules are pure functions of the principal and the resource's ``(owner, team)``, so the
+gateway, the stores and the routes all ask the same question the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from ump_llm_connections.domain.connections import UtcDateTime
+from ump_llm_connections.domain.enums import Source
+from ump_llm_connections.domain.input import Body, SingleLine
+
+__all__ = [
+    "OPEN_ACCESS",
+    "TOKEN_PREFIX",
+    "AuditEntry",
+    "AuditPage",
+    "Principal",
+    "Role",
+    "ShareRequest",
+    "TeamName",
+    "TokenCreate",
+    "TokenCreated",
+    "TokenList",
+    "TokenRead",
+    "is_expired",
+]
+
+TOKEN_PREFIX = "ump_"  # noqa: S105 - secret scanners find a leaked token by it
+
+
+class Role(enum.StrEnum):
+    admin = "admin"
+    member = "member"
+
+
+TeamName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    SingleLine,
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller, as its token says (or the open server's local user, ``OPEN_ACCESS``)."""
+
+    token_id: uuid.UUID | None
+    name: str
+    role: Role
+    team: str | None = None
+    sources: frozenset[Source] = field(default_factory=frozenset)  # empty: every source
+    rpm_limit: int | None = None
+    monthly_budget: float | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.admin
+
+    @property
+    def owner(self) -> str | None:
+        """What this caller's new resources record as their owner."""
+        return str(self.token_id) if self.token_id is not None else None
+
+    def can_see(self, owner: str | None, team: str | None) -> bool:
+        """Whether a resource owned by ``owner`` and shared with ``team`` is visible."""
+        if self.role is Role.admin:
+            return True
+        if owner is not None and owner == self.owner:
+            return True
+        return team is not None and team == self.team
+
+    def can_change(self, owner: str | None) -> bool:
+        """Whether this caller may change or delete a resource owned by ``owner``."""
+        return self.role is Role.admin or (owner is not None and owner == self.owner)
+
+    def source_for(self, declared: Source | None) -> Source | None:
+        """The source a gateway call counts as: the declared one if this token may use it (None
+        if it may not); with nothing declared, ``api`` if allowed, else the token's first."""
+        if not self.sources:
+            return declared or Source.api
+        if declared is not None:
+            return declared if declared in self.sources else None
+        if Source.api in self.sources:
+            return Source.api
+        return next(s for s in Source if s in self.sources)
+
+
+OPEN_ACCESS = Principal(token_id=None, name="local", role=Role.admin)
+"""The caller of a server on loopback with no token in its database: may do everything."""
+
+
+class TokenCreate(Body):
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
+    ]
+    role: Role = Role.member
+    team: TeamName | None = None
+    sources: list[Source] = Field(
+        default_factory=list,
+        max_length=4,
+        description="The sources it may call the gateway as; empty: every source.",
+    )
+    expires_at: UtcDateTime | None = Field(default=None, description="Never, when not set.")
+    rpm_limit: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
+    monthly_budget: Annotated[float, Field(gt=0, le=10_000_000)] | None = None
+
+
+class TokenRead(BaseModel):
+    """A token as listed: never the token itself, only its public id (``ump_<key_id>_…``)."""
+
+    id: uuid.UUID
+    key_id: str
+    name: str
+    role: Role
+    team: str | None
+    sources: list[Source]
+    expires_at: UtcDateTime | None
+    rpm_limit: int | None
+    monthly_budget: float | None
+    created_at: UtcDateTime
+    created_by: str | None
+    revoked_at: UtcDateTime | None
+    last_used_at: UtcDateTime | None
+    active: bool
+
+
+class TokenCreated(TokenRead):
+    token: str = Field(description="Shown once: only its hash is stored.")
+
+
+class TokenList(BaseModel):
+    items: list[TokenRead]
+
+
+class ShareRequest(Body):
+    team: TeamName
+
+
+class AuditEntry(BaseModel):
+    """One append-only row: who did what to which target, from where, and which fields changed
+    (names only, never values)."""
+
+    id: int
+    created_at: UtcDateTime
+    token_id: uuid.UUID | None
+    token_name: str | None
+    client: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    target_name: str | None
+    fields: list[str]
+    outcome: str
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    total: int
+    limit: int
+    offset: int
+
+
+def is_expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now
