@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,17 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address serves only this machine."""
+    host = bind_address(host)
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def bind_address(host: str) -> str:
@@ -62,14 +74,30 @@ class Settings(BaseSettings):
     usage_spill_path: Path | None = None  # default: usage-spill.jsonl in the data dir
     shutdown_grace_s: int = Field(default=10, ge=0, le=3600)
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
 
-    @field_validator("allowed_hosts", mode="before")
+    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+        return value
+
+    @property
+    def auth_always(self) -> bool:
+        """Bound to an address other machines reach: every request needs a token."""
+        return not is_loopback(self.host)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ and builds the rest without starting anything; ``start`` runs the steps below to
     events             the bus: stopped once nothing publishes any more
     unfinished tests   at start-up no test runs, so none can still be "testing"
     limiter            closed once no request can reserve (Redis, when configured)
+    tokens             the API tokens in memory, before any request is let in
     directory          the gateway's snapshot of the connections, refreshed in the background
     usage recorder     stopped after the gateway's last call: writes (or spills) what is left
     health monitor     only when ``UMP_HEALTH_MONITOR`` is on; cancels its probes on stop
@@ -43,8 +44,10 @@ from ump_llm_connections.reports import UsageReports
 from ump_llm_connections.service import Service, open_service
 from ump_llm_connections.store.engine import redacted_url
 from ump_llm_connections.store.health import HealthStore, MonitorLease
+from ump_llm_connections.store.tokens import TokenStore
 from ump_llm_connections.store.usage import UsageStore
 from ump_llm_connections.store.webhooks import WebhookStore
+from ump_llm_connections.tokens import FailureThrottle, TokenCache, TokenService
 from ump_llm_connections.webhooks import WebhookDispatcher, WebhookService
 
 __all__ = ["SPEND_REFRESH_S", "Runtime", "Step"]
@@ -84,6 +87,10 @@ class Runtime:
         self.directory = Directory(
             service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
         )
+        token_store = TokenStore(service.sessions)
+        self.token_cache = TokenCache(token_store, refresh_s=settings.gateway_refresh_s)
+        self.tokens = TokenService(token_store, self.token_cache)
+        self.throttle = FailureThrottle()
         self.limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
         self.metrics = Metrics()
         self.metrics.watch_health(
@@ -141,6 +148,7 @@ class Runtime:
             Step("events", events.start, events.stop),
             Step("unfinished tests", self.service.tester.forget_unfinished),
             Step("limiter", stop=self.limiter.close),
+            Step("tokens", self.token_cache.start, self.token_cache.stop),
             Step("directory", self.directory.start, self.directory.stop),
             Step("usage recorder", self.recorder.start, self.recorder.stop),
         ]

@@ -5,6 +5,7 @@ holds only that runtime, and the routes reach it through ``api/deps.py``."""
 from __future__ import annotations
 
 import gc
+import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -19,8 +20,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections, gateway, pools, presets, usage, webhooks
-from ump_llm_connections.api.auth import AuthMiddleware
+from ump_llm_connections.api import connections, gateway, pools, presets, tokens, usage, webhooks
+from ump_llm_connections.api.auth import AuthMiddleware, FailureHook
 from ump_llm_connections.api.deps import runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
@@ -31,6 +32,7 @@ from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.runtime import Runtime
+from ump_llm_connections.tokens import FailureThrottle, TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None) -> App:
         redoc_url=None,
     )
     add_docs(app)
-    for module in (connections, usage, pools, presets, webhooks):
+    for module in (connections, usage, pools, presets, webhooks, tokens):
         app.include_router(module.router, responses=REST_ERRORS)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
@@ -157,16 +159,27 @@ def create_app(settings: Settings | None = None) -> App:
         return JSONResponse(error_body("internal_error", message), status_code=500)
 
     allowed = set(LOOPBACK_HOSTS) | {settings.host} | set(settings.allowed_hosts)
-    app.add_middleware(AuthMiddleware)
+    proxies = tuple(ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
+    always = settings.auth_always
+    app.add_middleware(AuthMiddleware, lookup=_auth_parts, always=always, trusted_proxies=proxies)
     app.add_middleware(
         GuardMiddleware, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
     app.gateway_asgi = GuardMiddleware(
-        AuthMiddleware(gateway.router),
+        AuthMiddleware(gateway.router, lookup=_auth_parts, always=always, trusted_proxies=proxies),
         allowed_hosts=allowed,
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def _auth_parts(scope: Scope) -> tuple[TokenCache, FailureThrottle, FailureHook]:
+    runtime: Runtime = scope["app"].state.runtime
+
+    async def failed(client: str | None, reason: str) -> None:
+        log.warning("refused a token from %s: %s", client or "an unknown address", reason)
+
+    return runtime.token_cache, runtime.throttle, failed
 
 
 def _allowed_methods(request: Request) -> str | None:

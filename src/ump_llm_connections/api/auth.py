@@ -1,24 +1,154 @@
 """Who is calling: the auth middleware in front of the REST API and the gateway (pure ASGI).
 
-It puts the caller (a ``Principal``) and the client's address into the request's scope, where
-``api/deps.py`` reads them.
+Open mode — the server is bound to loopback and no token exists in the database — lets every
+request through as ``OPEN_ACCESS``, as the guide's curl examples expect. Once a token exists, or
+the server binds another address, every path but ``/healthz`` and ``/readyz`` needs
+``Authorization: Bearer <token>``: 401 without one (or with a bad, revoked or expired one). A
+client address that fails ``FAILURES_PER_MINUTE`` times in a minute gets 429 with
+``Retry-After`` until the minute ends; each failure is audited.
+
+The caller and its address go into the request's scope (``api/deps.py`` reads them). The client
+address is the TCP peer, or — only when the peer is one of ``UMP_TRUSTED_PROXIES`` — the
+right-most address in ``X-Forwarded-For`` that is not a trusted proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections.api.deps import CLIENT, PRINCIPAL
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain.access import OPEN_ACCESS
+from ump_llm_connections.errors import error_body
+from ump_llm_connections.gateway.wire import error_json
+from ump_llm_connections.tokens import FailureThrottle, TokenCache
+
+__all__ = ["OPEN_PATHS", "AuthMiddleware", "FailureHook", "Networks", "client_address"]
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+FailureHook = Callable[[str | None, str], Awaitable[None]]
+GATEWAY_PREFIX = "/v1/"
+
+
+def client_address(scope: Scope, trusted: Networks) -> str | None:
+    peer = scope.get("client")
+    address: str | None = peer[0] if peer else None
+    if not trusted or address is None or not _within(address, trusted):
+        return address
+    forwarded = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
+    ]
+    hops = [hop.strip() for value in forwarded for hop in value.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return str(hop[:64])
+    return address
+
+
+def _within(address: str, networks: Networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    """``tokens`` and ``always`` come from the running server (the lifespan builds them), so
+    they are read per request through ``lookup``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        lookup: Callable[[Scope], tuple[TokenCache, FailureThrottle, FailureHook]],
+        always: bool,
+        trusted_proxies: Networks = (),
+    ) -> None:
         self.app = app
+        self.lookup = lookup
+        self.always = always
+        self.trusted = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            client = scope.get("client")
-            scope[CLIENT] = client[0] if client else None
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = client_address(scope, self.trusted)
+        scope[CLIENT] = client
+        if scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        tokens, throttle, on_failure = self.lookup(scope)
+        if not self.always and not tokens.any:
             scope[PRINCIPAL] = OPEN_ACCESS
+            await self.app(scope, receive, send)
+            return
+        gateway = scope["path"].startswith(GATEWAY_PREFIX)
+        key = client or "unknown"
+        wait = throttle.retry_after(key)
+        if wait is not None:
+            message = "too many failed sign-ins from this address: wait and try again"
+            headers = [(b"retry-after", str(max(1, round(wait))).encode())]
+            await _refuse(send, 429, "too_many_attempts", message, gateway, headers)
+            return
+        token = _bearer(scope)
+        if token is None:
+            message = "this server needs a token: send Authorization: Bearer <token>"
+            await _refuse(send, 401, "unauthorized", message, gateway, _CHALLENGE)
+            return
+        check = tokens.check(token, utcnow())
+        if check.principal is None:
+            throttle.failed(key)
+            await on_failure(client, check.reason)
+            message = f"{check.reason}: send Authorization: Bearer <token> with a valid token"
+            await _refuse(send, 401, "unauthorized", message, gateway, _CHALLENGE)
+            return
+        scope[PRINCIPAL] = check.principal
         await self.app(scope, receive, send)
+
+
+_CHALLENGE = [(b"www-authenticate", b'Bearer realm="ump-llm-connections"')]
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            token = str(credentials).strip()
+            if str(scheme).lower() == "bearer" and token:
+                return token
+            return None
+    return None
+
+
+async def _refuse(
+    send: Send,
+    status: int,
+    kind: str,
+    message: str,
+    gateway: bool,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    """The REST API's error shape, or OpenAI's on the gateway (its clients parse that one)."""
+    if gateway:
+        body = error_json(message, "authentication_error" if status == 401 else kind, kind)
+    else:
+        body = orjson.dumps(error_body(kind, message, "Authorization" if status == 401 else None))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

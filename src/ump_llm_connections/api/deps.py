@@ -17,12 +17,13 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from ump_llm_connections.domain.access import Principal
-from ump_llm_connections.errors import InvalidInput, Unauthorized
+from ump_llm_connections.errors import Forbidden, InvalidInput, Unauthorized
 from ump_llm_connections.health import ConnectionTester
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.reports import UsageReports
 from ump_llm_connections.runtime import Runtime
+from ump_llm_connections.tokens import TokenService
 from ump_llm_connections.webhooks import WebhookService
 
 MAX_OFFSET = 1_000_000_000
@@ -77,6 +78,17 @@ async def _principal(request: Request) -> Principal:
     return principal_of(request.scope)
 
 
+async def _admin(request: Request) -> Principal:
+    principal = principal_of(request.scope)
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin token")
+    return principal
+
+
+async def _tokens(request: Request) -> TokenService:
+    return runtime_of(request).tokens
+
+
 async def _client(request: Request) -> str | None:
     return client_of(request.scope)
 
@@ -111,6 +123,8 @@ TesterDep = Annotated[ConnectionTester, Depends(_tester)]
 UsageDep = Annotated[UsageReports, Depends(_usage)]
 WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+AdminDep = Annotated[Principal, Depends(_admin)]
+TokensDep = Annotated[TokenService, Depends(_tokens)]
 ClientDep = Annotated[str | None, Depends(_client)]
 Clean = Depends(clean_request)
 QueryBool = Annotated[bool | None, BeforeValidator(_query_bool)]

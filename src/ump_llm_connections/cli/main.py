@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import ipaddress
 from typing import Annotated
 
 import typer
@@ -12,10 +11,12 @@ import typer
 from ump_llm_connections import __version__
 from ump_llm_connections.cli.common import DatabaseUrl, fail, settings_for, with_service
 from ump_llm_connections.cli.connections import connections_app
-from ump_llm_connections.config import LOOPBACK_HOSTS, bind_address
+from ump_llm_connections.cli.tokens import tokens_app
+from ump_llm_connections.config import bind_address, is_loopback
 from ump_llm_connections.datadir import remember
 from ump_llm_connections.secrets import generate_key
 from ump_llm_connections.service import Service
+from ump_llm_connections.store.tokens import TokenStore
 
 __all__ = ["app"]
 
@@ -23,15 +24,7 @@ app = typer.Typer(
     help="Manage, test and serve LLM connections.", no_args_is_help=True, add_completion=False
 )
 app.add_typer(connections_app, name="connections")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+app.add_typer(tokens_app, name="tokens")
 
 
 @app.command()
@@ -43,7 +36,11 @@ def version() -> None:
 @app.command()
 def serve(
     host: Annotated[
-        str, typer.Option(envvar="UMP_HOST", help="Address to bind: 127.0.0.1, ::1 or [::1].")
+        str,
+        typer.Option(
+            envvar="UMP_HOST",
+            help="Address to bind. Other than loopback, every request needs a token.",
+        ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="UMP_PORT", help="Port to listen on.")] = 8002,
     database_url: DatabaseUrl = None,
@@ -76,12 +73,6 @@ def serve(
     from ump_llm_connections.api.server import Server
 
     host = bind_address(host)  # "[::1]" -> "::1", which uvicorn can bind
-    if not _is_loopback(host):
-        raise fail(
-            f"refusing to bind {host}: the API has no authentication yet, so it serves only "
-            "loopback. Bind 127.0.0.1 and put an authenticating reverse proxy in front.",
-            2,
-        )
     settings = settings_for(
         database_url,
         host=host,
@@ -90,7 +81,15 @@ def serve(
         shutdown_grace_s=shutdown_grace,
         access_log=access_log,
     )
-    with_service(settings, _nothing)  # migrate and check the key now, with a clean message
+    # Migrate and check the key now, with a clean message; off loopback, tokens must exist.
+    tokens = with_service(settings, _token_count)
+    if not is_loopback(host) and tokens == 0:
+        raise fail(
+            f"refusing to bind {host}: other machines could reach it, and no API token exists "
+            "to let anyone in. Create an admin token first:\n"
+            "  ump-llm tokens create --name admin --role admin",
+            2,
+        )
     remember(settings)  # so the connections commands find this database from anywhere
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["ump_llm_connections"] = {
@@ -107,7 +106,7 @@ def serve(
         log_config=log_config,
         access_log=settings.access_log,
         server_header=False,
-        proxy_headers=False,  # loopback only: no proxy's X-Forwarded-* to trust
+        proxy_headers=False,  # X-Forwarded-For is read by api/auth.py, from trusted proxies only
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     server = Server(config, application.abandon)
@@ -118,6 +117,10 @@ def serve(
 
 async def _nothing(_: Service) -> None:
     return None
+
+
+async def _token_count(service: Service) -> int:
+    return len(await TokenStore(service.sessions).all())
 
 
 @app.command()
