@@ -25,8 +25,12 @@ MAX_QUEUE = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """``scope`` is the owner and team of the resource it is about (never sent): who may hear
+    of it. None: admins only."""
+
     type: str
     data: dict[str, Any]
+    scope: tuple[str | None, str | None] | None = None
     id: str = field(default_factory=lambda: f"evt_{uuid.uuid4().hex}")
     created_at: datetime = field(default_factory=utcnow)
 
@@ -51,14 +55,19 @@ class EventBus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
-    def publish(self, event_type: str, data: dict[str, Any]) -> None:
+    def publish(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        scope: tuple[str | None, str | None] | None = None,
+    ) -> None:
         """Queue an event; never waits. Without a running bus (the CLI) events are dropped."""
         if event_type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event_type!r}")
         if self._queue is None:
             return
         try:
-            self._queue.put_nowait(Event(event_type, data))
+            self._queue.put_nowait(Event(event_type, data, scope))
         except asyncio.QueueFull:
             log.warning("event queue full: %s dropped", event_type)
 

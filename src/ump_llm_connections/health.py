@@ -33,6 +33,7 @@ from ump_llm_connections.domain import (
     TokenCounts,
     UnsavedTestRequest,
 )
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers import adapter_for
@@ -147,8 +148,15 @@ class ConnectionTester:
         self.thresholds = thresholds or Thresholds()
         self._over: set[tuple[uuid.UUID, str]] = set()  # thresholds currently exceeded
 
-    async def test(self, ref: str, request: TestRequest, *, kind: str = "manual") -> TestResult:
-        connection, target = await self._registry.target(ref)
+    async def test(
+        self,
+        ref: str,
+        request: TestRequest,
+        *,
+        kind: str = "manual",
+        caller: Principal = OPEN_ACCESS,
+    ) -> TestResult:
+        connection, target = await self._registry.target(ref, caller=caller)
         started = utcnow()
         await self._health.mark_testing(connection.id)
         found: Probe | None = None
@@ -184,6 +192,7 @@ class ConnectionTester:
             "is_active": row.is_active,
             "status": row.status,
         }
+        scope = (row.owner, row.team)
         if found.error is not None:
             self._events.publish(
                 "connection.test_failed",
@@ -194,10 +203,11 @@ class ConnectionTester:
                     "error": check.error,
                     "consecutive_failures": row.consecutive_failures,
                 },
+                scope,
             )
         if row.status != outcome.old_status:
             self._events.publish(
-                "connection.status_changed", {**data, "old_status": outcome.old_status}
+                "connection.status_changed", {**data, "old_status": outcome.old_status}, scope
             )
         if outcome.deactivated or outcome.reactivated:
             verb = "deactivated" if outcome.deactivated else "activated"
@@ -208,15 +218,22 @@ class ConnectionTester:
                 row.last_error or "healthy again",
             )
             self._events.publish(
-                f"connection.{verb}", {**data, "reason": "health", "last_error": row.last_error}
+                f"connection.{verb}",
+                {**data, "reason": "health", "last_error": row.last_error},
+                scope,
             )
         if outcome.deactivated or outcome.reactivated or row.status != outcome.old_status:
             await self._registry.notify(row.id)  # the gateway sees the change at once
-        await self._check_thresholds(row.id, data, found, kind)
+        await self._check_thresholds(row.id, data, found, kind, scope)
         return ConnectionStatus(row.status)
 
     async def _check_thresholds(
-        self, connection_id: uuid.UUID, data: dict[str, Any], found: Probe, kind: str
+        self,
+        connection_id: uuid.UUID,
+        data: dict[str, Any],
+        found: Probe,
+        kind: str,
+        scope: tuple[str | None, str | None],
     ) -> None:
         """Raise ``threshold_exceeded`` when latency or the last hour's error rate crosses
         its threshold (once per crossing, not on every check)."""
@@ -242,19 +259,22 @@ class ConnectionTester:
                         "threshold": limit,
                         "kind": kind,
                     },
+                    scope,
                 )
             elif value <= limit:
                 self._over.discard(key)
 
-    async def health(self, ref: str) -> HealthSummary:
+    async def health(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> HealthSummary:
         now = utcnow()
-        connection, checks = await self._registry.get_with_checks(ref, now - timedelta(days=1))
+        start = now - timedelta(days=1)
+        connection, checks = await self._registry.get_with_checks(ref, start, caller=caller)
         return _summary(connection, checks, now)
 
-    async def detail(self, ref: str) -> ConnectionDetail:
+    async def detail(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> ConnectionDetail:
         """A connection with its health, read together."""
         now = utcnow()
-        connection, checks = await self._registry.get_with_checks(ref, now - timedelta(days=1))
+        start = now - timedelta(days=1)
+        connection, checks = await self._registry.get_with_checks(ref, start, caller=caller)
         return ConnectionDetail(**connection.model_dump(), health=_summary(connection, checks, now))
 
     async def forget_unfinished(self) -> None:
@@ -274,16 +294,18 @@ class ConnectionTester:
         )
         return found.result(None)
 
-    async def models(self, ref: str) -> list[str]:
-        _, target = await self._registry.target(ref)
+    async def models(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> list[str]:
+        _, target = await self._registry.target(ref, caller=caller)
         return await adapter_for(target, self._http).list_models()
 
-    async def history(self, ref: str, *, limit: int, offset: int) -> HealthCheckPage:
+    async def history(
+        self, ref: str, *, limit: int, offset: int, caller: Principal = OPEN_ACCESS
+    ) -> HealthCheckPage:
         if not 1 <= limit <= MAX_HISTORY_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_HISTORY_PAGE}", field="limit")
         if offset < 0:
             raise InvalidInput("offset must be 0 or more", field="offset")
-        connection = await self._registry.get(ref)
+        connection = await self._registry.get(ref, caller=caller)
         rows, total = await self._health.history(connection.id, limit=limit, offset=offset)
         items = [HealthCheckRead.model_validate(r) for r in rows]
         return HealthCheckPage(items=items, total=total, limit=limit, offset=offset)

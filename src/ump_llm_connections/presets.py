@@ -25,6 +25,7 @@ from ump_llm_connections.domain import (
     PresetSkipped,
     invalid_input,
 )
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.errors import Conflict, InvalidInput, NotFound, UmpError
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
@@ -160,7 +161,12 @@ def find(ref: str) -> Preset:
 
 
 async def apply(
-    preset: Preset, body: PresetApply, registry: Registry, pools: PoolService
+    preset: Preset,
+    body: PresetApply,
+    registry: Registry,
+    pools: PoolService,
+    *,
+    caller: Principal = OPEN_ACCESS,
 ) -> PresetApplied:
     """Create the preset's connections and its pool, or nothing at all."""
     keys = dict(body.api_keys)
@@ -203,7 +209,7 @@ async def apply(
     created: list[ConnectionRead] = []
     try:
         for data in wanted:
-            created.append(await registry.create(data))
+            created.append(await registry.create(data, caller=caller))
         pool = await pools.create(
             PoolCreate(
                 name=pool_name,
@@ -213,7 +219,8 @@ async def apply(
                     PoolMember(connection_id=c.id, priority=t.priority)
                     for c, t in zip(created, preset.connections, strict=True)
                 ],
-            )
+            ),
+            caller=caller,
         )
     except UmpError:
         for connection in created:  # all or nothing
@@ -225,6 +232,7 @@ async def apply(
 
 
 async def _exists(registry: Registry, name: str) -> bool:
+    """Whether the name is taken (by anyone's connection or pool: names are global)."""
     try:
         await registry.get(name)
     except NotFound:

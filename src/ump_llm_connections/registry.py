@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -36,7 +37,8 @@ from ump_llm_connections.domain import (
     mask_key,
     mask_value,
 )
-from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
+from ump_llm_connections.errors import ConfigurationError, Forbidden, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
 from ump_llm_connections.secrets import KeyBox, is_encrypted, key_id_of
@@ -111,8 +113,11 @@ class Registry:
                 await self._store.set_extra_headers(connection_id, sealed)
                 log.info("encrypted the extra_headers values of connection %s", connection_id)
 
-    async def create(self, data: ConnectionCreate) -> ConnectionRead:
+    async def create(
+        self, data: ConnectionCreate, *, caller: Principal = OPEN_ACCESS
+    ) -> ConnectionRead:
         row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
+        row.owner, row.team = _ownership(caller, data.owner, data.team, data.model_fields_set)
         row.extra_headers = self._seal_headers(row.id, data.extra_headers)
         row.status = ConnectionStatus.unknown if data.is_active else ConnectionStatus.inactive
         row.consecutive_failures = 0
@@ -121,19 +126,19 @@ class Registry:
         await self._store.add(row)
         await self._changed(row.id)
         created = self._read(row)
-        self._events.publish("connection.created", event_data(created))
+        self._events.publish("connection.created", event_data(created), scope_of(created))
         log.info("created connection %r (%s, %s)", row.name, row.connection_type, row.id)
         return created
 
-    async def get(self, ref: str) -> ConnectionRead:
-        return self._read(await self._row(ref))
+    async def get(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> ConnectionRead:
+        return self._read(await self._row(ref, caller))
 
     async def get_with_checks(
-        self, ref: str, start: datetime
+        self, ref: str, start: datetime, *, caller: Principal = OPEN_ACCESS
     ) -> tuple[ConnectionRead, list[CheckPoint]]:
         """A connection and its health checks since ``start``, read together."""
         found = await self._store.get_with_checks(_parse_ref(ref), start)
-        if found is None:
+        if found is None or not caller.can_see(found[0].owner, found[0].team):
             raise _not_found(ref)
         row, checks = found
         return self._read(row), checks
@@ -145,6 +150,7 @@ class Registry:
         sort: str = "name",
         limit: int = 50,
         offset: int = 0,
+        caller: Principal = OPEN_ACCESS,
     ) -> ConnectionPage:
         if sort.lstrip("-") not in SORT_FIELDS:
             raise InvalidInput(
@@ -155,19 +161,26 @@ class Registry:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
         if offset < 0:
             raise InvalidInput("offset must be 0 or more", field="offset")
-        rows, total = await self._store.find(filters, sort=sort, limit=limit, offset=offset)
+        rows, total = await self._store.find(
+            filters, sort=sort, limit=limit, offset=offset, visible=caller.scope
+        )
         items = [self._read(row) for row in rows]
         return ConnectionPage(items=items, total=total, limit=limit, offset=offset)
 
-    async def summary(self) -> Summary:
-        return await self._store.summary()
+    async def summary(self, *, caller: Principal = OPEN_ACCESS) -> Summary:
+        return await self._store.summary(visible=caller.scope)
 
-    async def update(self, ref: str, patch: ConnectionUpdate) -> ConnectionRead:
-        current = await self._row(ref)
+    async def update(
+        self, ref: str, patch: ConnectionUpdate, *, caller: Principal = OPEN_ACCESS
+    ) -> ConnectionRead:
+        current = await self._changeable(ref, caller)
         sent = patch.model_fields_set
+        if sent & {"owner", "team"}:
+            _ownership(caller, patch.owner, patch.team, sent)
 
         def apply(row: ConnectionRow) -> None:
             merged = self._merge(row, patch)
+            _keys_follow_host(row, str(merged.base_url), sent)
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
             row.extra_headers = self._seal_headers(row.id, merged.extra_headers)
@@ -189,14 +202,19 @@ class Registry:
         changed = sorted(f for f in sent if f != "api_key") + (
             ["api_key"] if "api_key" in sent else []
         )
-        self._events.publish("connection.updated", {**event_data(updated), "changed": changed})
+        scope = scope_of(updated)
+        self._events.publish(
+            "connection.updated", {**event_data(updated), "changed": changed}, scope
+        )
         if updated.is_active != current.is_active:
             kind = "connection.activated" if updated.is_active else "connection.deactivated"
-            self._events.publish(kind, {**event_data(updated), "reason": "manual"})
+            self._events.publish(kind, {**event_data(updated), "reason": "manual"}, scope)
         return updated
 
-    async def set_active(self, ref: str, active: bool) -> ConnectionRead:
-        current = await self._row(ref)
+    async def set_active(
+        self, ref: str, active: bool, *, caller: Principal = OPEN_ACCESS
+    ) -> ConnectionRead:
+        current = await self._changeable(ref, caller)
 
         def apply(row: ConnectionRow) -> None:
             row.is_active = active
@@ -211,20 +229,51 @@ class Registry:
         log.info("%s connection %r (%s)", verb, row.name, row.id)
         toggled = self._read(row)
         if active != current.is_active:
-            self._events.publish(f"connection.{verb}", {**event_data(toggled), "reason": "manual"})
+            self._events.publish(
+                f"connection.{verb}", {**event_data(toggled), "reason": "manual"}, scope_of(toggled)
+            )
         return toggled
 
-    async def delete(self, ref: str) -> None:
-        row = await self._row(ref)
+    async def share(
+        self, ref: str, team: str | None, *, caller: Principal = OPEN_ACCESS
+    ) -> ConnectionRead:
+        """Share a connection with a team (``None``: with no team). A member shares only what it
+        owns, and only with its own team."""
+        current = await self._changeable(ref, caller)
+        if team is not None and not caller.is_admin and team != caller.team:
+            raise Forbidden("a member can share only with its own team", field="team")
+
+        def apply(row: ConnectionRow) -> None:
+            row.team = team
+
+        row = await self._store.update(current.id, apply)
+        if row is None:
+            raise _not_found(ref)
+        await self._changed(row.id)
+        shared = self._read(row)
+        log.info("connection %r (%s) shared with %s", row.name, row.id, team or "no team")
+        # Heard by the old team's and the new team's members alike.
+        for scope in {(row.owner, current.team), (row.owner, team)}:
+            self._events.publish(
+                "connection.updated", {**event_data(shared), "changed": ["team"]}, scope
+            )
+        return shared
+
+    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> None:
+        row = await self._changeable(ref, caller)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self._changed(row.id)
-        self._events.publish("connection.deleted", event_data(self._read(row)))
+        self._events.publish(
+            "connection.deleted", event_data(self._read(row)), (row.owner, row.team)
+        )
         log.info("deleted connection %r (%s)", row.name, row.id)
 
-    async def target(self, ref: str) -> tuple[ConnectionRead, Target]:
+    async def target(
+        self, ref: str, *, caller: Principal = OPEN_ACCESS
+    ) -> tuple[ConnectionRead, Target]:
         """A connection and where to reach it, its key decrypted (for adapters only)."""
-        row = await self._row(ref)
+        row = await self._row(ref, caller)
         return self._read(row), self._target_of(row)
 
     def _target_of(self, row: ConnectionRow) -> Target:
@@ -255,21 +304,32 @@ class Registry:
                 log.error("connection %r (%s) cannot be served: %s", row.name, row.id, exc)
         return found
 
-    async def names(self) -> dict[uuid.UUID, str]:
-        return await self._store.names()
+    async def names(self, *, caller: Principal = OPEN_ACCESS) -> dict[uuid.UUID, str]:
+        """The names of the connections this caller may see, by id."""
+        return await self._store.names(visible=caller.scope)
 
     async def version(self) -> tuple[int, object]:
         return await self._store.version()
 
-    async def _row(self, ref: str) -> ConnectionRow:
-        """A connection by id, or by name (case-insensitive) where the ref is not a UUID."""
+    async def _row(self, ref: str, caller: Principal = OPEN_ACCESS) -> ConnectionRow:
+        """A connection by id, or by name (case-insensitive) where the ref is not a UUID; one
+        the caller may not see is not found either."""
         key = _parse_ref(ref)
         if isinstance(key, uuid.UUID):
             row = await self._store.get(key)
         else:
             row = await self._store.get_by_name(key)
-        if row is None:
+        if row is None or not caller.can_see(row.owner, row.team):
             raise _not_found(ref)
+        return row
+
+    async def _changeable(self, ref: str, caller: Principal) -> ConnectionRow:
+        row = await self._row(ref, caller)
+        if not caller.can_change(row.owner):
+            raise Forbidden(
+                f"connection '{row.name}' is shared with your team but not yours: only its "
+                "owner or an admin can change it"
+            )
         return row
 
     def _merge(self, row: ConnectionRow, patch: ConnectionUpdate) -> ConnectionCreate:
@@ -340,6 +400,11 @@ class Registry:
         row.api_key_mask = mask_key(key)
 
 
+def scope_of(c: ConnectionRead) -> tuple[str | None, str | None]:
+    """Who may hear of events about this connection: its owner and its team."""
+    return c.owner, c.team
+
+
 def event_data(c: ConnectionRead) -> dict[str, Any]:
     """What an event says about a connection: who it is and its state, never its key."""
     return {
@@ -367,6 +432,49 @@ def _target(
         extra_headers=headers,
         max_response_bytes=limit,
     )
+
+
+def _ownership(
+    caller: Principal, owner: str | None, team: str | None, sent: set[str]
+) -> tuple[str | None, str | None]:
+    """Owner and team of a connection this caller writes: an admin sets them freely (owner
+    defaults to the admin's token); a member owns what it makes and shares only with its team."""
+    if caller.is_admin:
+        return (owner if "owner" in sent else caller.owner), team
+    if "owner" in sent and owner != caller.owner:
+        raise Forbidden("a member cannot give a connection to someone else", field="owner")
+    if team is not None and team != caller.team:
+        raise Forbidden("a member can share only with its own team", field="team")
+    return caller.owner, team
+
+
+def _keys_follow_host(row: ConnectionRow, base_url: str, sent: set[str]) -> None:
+    """A stored key goes only to the host it was given for: moving a connection to another
+    host (scheme, name or port) needs the key again in the same request, and so do secret
+    header values; otherwise a PATCH of base_url would send them to whatever host it names."""
+    if _origin(base_url) == _origin(row.base_url):
+        return
+    if row.api_key_encrypted is not None and "api_key" not in sent:
+        raise InvalidInput(
+            "base_url moves this connection to another host: send its api_key again in the "
+            'same request (or "api_key": null to drop it)',
+            field="api_key",
+        )
+    if row.extra_headers and "extra_headers" not in sent:
+        raise InvalidInput(
+            "base_url moves this connection to another host: send its extra_headers again in "
+            "the same request (or {} to drop them)",
+            field="extra_headers",
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:

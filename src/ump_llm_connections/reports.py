@@ -9,6 +9,7 @@ from datetime import datetime
 
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import PoolMemberStats, PoolStats, UsageReport
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.gateway.usage import parse_duration, report
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
@@ -23,30 +24,39 @@ class UsageReports:
         self._registry = registry
         self._pools = pools
 
-    async def connection(self, ref: str, *, window: str, bucket: str | None) -> UsageReport:
+    async def connection(
+        self, ref: str, *, window: str, bucket: str | None, caller: Principal = OPEN_ACCESS
+    ) -> UsageReport:
         """One connection's usage (by id or name)."""
-        connection = await self._registry.get(ref)
+        connection = await self._registry.get(ref, caller=caller)
         now = utcnow()
         start = now - parse_duration(window, "window")
         rows = await self._store.since(start, connection_id=connection.id)
         return report(rows, window=window, bucket=bucket, now=now)
 
-    async def overall(self, *, window: str, bucket: str | None) -> UsageReport:
-        """Usage across connections, with totals per connection and per pool."""
+    async def overall(
+        self, *, window: str, bucket: str | None, caller: Principal = OPEN_ACCESS
+    ) -> UsageReport:
+        """Usage across the connections this caller may see, with totals per connection and
+        per pool."""
         now = utcnow()
         rows = await self._store.since(now - parse_duration(window, "window"))
-        names = await self._registry.names()
-        pool_names = {p.id: p.name for p in (await self._pools.find()).items}
+        names = await self._registry.names(caller=caller)
+        if not caller.is_admin:
+            rows = [row for row in rows if row.connection_id in names]
+        pool_names = {p.id: p.name for p in (await self._pools.find(caller=caller)).items}
         return report(
             rows, window=window, bucket=bucket, now=now, names=names, pool_names=pool_names
         )
 
-    async def pool(self, ref: str, *, window: str) -> PoolStats:
-        """How a pool's members compare over ``window`` (an A/B test's results)."""
-        pool = await self._pools.get(ref)
+    async def pool(self, ref: str, *, window: str, caller: Principal = OPEN_ACCESS) -> PoolStats:
+        """How a pool's members compare over ``window`` (an A/B test's results); only the
+        members this caller may see."""
+        pool = await self._pools.get(ref, caller=caller)
         now = utcnow()
         rows = await self._store.since(now - parse_duration(window, "window"), pool_id=pool.id)
         names = {m.connection_id: m.connection_name for m in pool.members}
+        rows = [row for row in rows if row.connection_id in names]
         summary = report(rows, window=window, bucket=window, now=now, names=names)
         members = {c.connection_id: c for c in summary.connections or []}
         empty = report([], window="1m", bucket="1m", now=now).totals.model_dump()
@@ -66,5 +76,9 @@ class UsageReports:
         )
 
     async def costs_since(self, start: datetime) -> dict[uuid.UUID, float]:
-        """Spend per connection since ``start`` (every replica's calls included)."""
-        return await self._store.costs_since(start)
+        """Spend per connection and per API token since ``start`` (every replica's calls
+        included), keyed by their ids."""
+        return {
+            **await self._store.costs_since(start),
+            **await self._store.costs_since(start, by_token=True),
+        }

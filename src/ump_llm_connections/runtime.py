@@ -5,12 +5,12 @@ and builds the rest without starting anything; ``start`` runs the steps below to
 ``stop`` bottom to top. Each step's place says why it is there:
 
     service            closed last: every other part uses its database and HTTP session
+    tokens             the API tokens in memory: who a webhook's owner is, who a request is
     webhooks           subscribed before the bus starts; stopped after the bus has handed
                        over the events still queued, then given a grace period to deliver
     events             the bus: stopped once nothing publishes any more
     unfinished tests   at start-up no test runs, so none can still be "testing"
     limiter            closed once no request can reserve (Redis, when configured)
-    tokens             the API tokens in memory, before any request is let in
     directory          the gateway's snapshot of the connections, refreshed in the background
     usage recorder     stopped after the gateway's last call: writes (or spills) what is left
     health monitor     only when ``UMP_HEALTH_MONITOR`` is on; cancels its probes on stop
@@ -74,9 +74,17 @@ class Runtime:
     def __init__(self, settings: Settings, service: Service) -> None:
         self.settings = settings
         self.service = service
+        token_store = TokenStore(service.sessions)
+        self.token_cache = TokenCache(token_store, refresh_s=settings.gateway_refresh_s)
+        self.tokens = TokenService(token_store, self.token_cache)
+        self.throttle = FailureThrottle()
         webhook_store = WebhookStore(service.sessions)
         dispatcher = WebhookDispatcher(
-            webhook_store, service.keys, service.http, backoff_s=settings.webhook_backoff_s
+            webhook_store,
+            service.keys,
+            service.http,
+            backoff_s=settings.webhook_backoff_s,
+            owners=self.token_cache.principal,
         )
         self.webhooks = WebhookService(webhook_store, service.keys, dispatcher)
         usage_store = UsageStore(service.sessions)
@@ -87,10 +95,6 @@ class Runtime:
         self.directory = Directory(
             service.registry, service.pools, service.http, refresh_s=settings.gateway_refresh_s
         )
-        token_store = TokenStore(service.sessions)
-        self.token_cache = TokenCache(token_store, refresh_s=settings.gateway_refresh_s)
-        self.tokens = TokenService(token_store, self.token_cache)
-        self.throttle = FailureThrottle()
         self.limiter = create_limiter(settings.redis_url, prefix=settings.redis_prefix)
         self.metrics = Metrics()
         self.metrics.watch_health(
@@ -144,11 +148,11 @@ class Runtime:
         events = self.service.events
         steps = [
             Step("service", stop=self.service.close),
+            Step("tokens", self.token_cache.start, self.token_cache.stop),
             Step("webhooks", lambda: self.webhooks.start(events), self.webhooks.stop),
             Step("events", events.start, events.stop),
             Step("unfinished tests", self.service.tester.forget_unfinished),
             Step("limiter", stop=self.limiter.close),
-            Step("tokens", self.token_cache.start, self.token_cache.stop),
             Step("directory", self.directory.start, self.directory.stop),
             Step("usage recorder", self.recorder.start, self.recorder.stop),
         ]

@@ -117,6 +117,7 @@ class TokenCache:
     def __init__(self, store: TokenStore, *, refresh_s: float = 5.0) -> None:
         self._store = store
         self._entries: dict[str, _Entry] = {}
+        self._by_id: dict[str, Principal] = {}
         self._version: tuple[int, object] | None = None
         self._used: set[uuid.UUID] = set()
         self._watcher = periodic("token cache refresh", self._reload_if_changed, refresh_s)
@@ -146,7 +147,12 @@ class TokenCache:
             )
             for row in rows
         }
+        self._by_id = {str(e.principal.token_id): e.principal for e in self._entries.values()}
         self._version = version
+
+    def principal(self, token_id: str) -> Principal | None:
+        """The caller a token (by its id, as an ``owner`` records it) stands for."""
+        return self._by_id.get(token_id)
 
     async def _reload_if_changed(self) -> None:
         if await self._store.version() != self._version:

@@ -28,6 +28,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -44,6 +45,7 @@ from ump_llm_connections.domain import (
     WebhookList,
     WebhookRead,
 )
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal, Role
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import Event, EventBus
 from ump_llm_connections.secrets import KeyBox
@@ -81,9 +83,14 @@ class _Target:
     url: str
     events: frozenset[str]
     secret_encrypted: str
+    viewer: Principal  # whose view of the connections it gets: its owner's
 
-    def wants(self, event_type: str) -> bool:
-        return WEBHOOK_ALL_EVENTS in self.events or event_type in self.events
+    def wants(self, event: Event) -> bool:
+        if WEBHOOK_ALL_EVENTS not in self.events and event.type not in self.events:
+            return False
+        if self.viewer.is_admin:
+            return True
+        return event.scope is not None and self.viewer.can_see(*event.scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +117,10 @@ class WebhookDispatcher:
         attempts: int = ATTEMPTS,
         timeout_s: float = TIMEOUT_S,
         grace_s: float = GRACE_S,
+        owners: Callable[[str], Principal | None] = lambda _: None,
     ) -> None:
         self._store = store
+        self._owners = owners  # a member's webhook hears only of what its owner may see
         self._keys = keys
         self._http = http
         self._backoff_s = backoff_s
@@ -132,9 +141,21 @@ class WebhookDispatcher:
         async with self._refreshing:
             rows = await self._store.all(active_only=True)
             self._targets = tuple(
-                _Target(row.id, row.url, frozenset(row.events), row.secret_encrypted)
+                _Target(
+                    row.id, row.url, frozenset(row.events), row.secret_encrypted, self._viewer(row)
+                )
                 for row in rows
             )
+
+    def _viewer(self, row: WebhookRow) -> Principal:
+        """Made without a token (open mode): it hears everything; else as its owner sees (an
+        owner no longer known sees only what it owned)."""
+        if row.owner is None:
+            return OPEN_ACCESS
+        found = self._owners(row.owner)
+        if found is not None:
+            return found
+        return Principal(token_id=None, name="gone", role=Role.member)
 
     async def handle(self, event: Event) -> None:
         """The bus's subscriber: schedules the deliveries and returns at once."""
@@ -142,7 +163,7 @@ class WebhookDispatcher:
             log.warning("webhooks stopped: %s (%s) not delivered", event.type, event.id)
             return
         for target in self._targets:
-            if target.wants(event.type):
+            if target.wants(event):
                 task = asyncio.create_task(
                     self._deliver(target, event), name=f"webhook {target.id} {event.id}"
                 )
@@ -269,7 +290,9 @@ class WebhookService:
     async def stop(self) -> None:
         await self.dispatcher.stop()
 
-    async def create(self, data: WebhookCreate) -> WebhookCreated:
+    async def create(
+        self, data: WebhookCreate, *, caller: Principal = OPEN_ACCESS
+    ) -> WebhookCreated:
         secret = data.secret or secrets.token_urlsafe(32)
         webhook_id, now = uuid.uuid4(), utcnow()
         row = WebhookRow(
@@ -279,6 +302,7 @@ class WebhookService:
             secret_encrypted=self._keys.encrypt(secret, context=str(webhook_id)),
             description=data.description,
             is_active=data.is_active,
+            owner=caller.owner,
             created_at=now,
             updated_at=now,
         )
@@ -287,36 +311,40 @@ class WebhookService:
         log.info("created webhook %s to %s for %s", row.id, _where(row.url), ", ".join(row.events))
         return WebhookCreated(**self._read(row, secret).model_dump(), secret=secret)
 
-    async def get(self, ref: str) -> WebhookRead:
-        return self._read(await self._row(ref))
+    async def get(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> WebhookRead:
+        return self._read(await self._row(ref, caller))
 
-    async def find(self) -> WebhookList:
-        items = [self._read(row) for row in await self._store.all()]
+    async def find(self, *, caller: Principal = OPEN_ACCESS) -> WebhookList:
+        rows = await self._store.all()
+        items = [self._read(row) for row in rows if caller.can_see(row.owner, None)]
         return WebhookList(items=items, total=len(items))
 
-    async def delete(self, ref: str) -> None:
-        row = await self._row(ref)
+    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> None:
+        row = await self._row(ref, caller)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self.dispatcher.refresh()
         log.info("deleted webhook %s", row.id)
 
-    async def deliveries(self, ref: str, *, limit: int, offset: int) -> WebhookDeliveryPage:
+    async def deliveries(
+        self, ref: str, *, limit: int, offset: int, caller: Principal = OPEN_ACCESS
+    ) -> WebhookDeliveryPage:
         if not 1 <= limit <= MAX_DELIVERY_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_DELIVERY_PAGE}", field="limit")
         if offset < 0:
             raise InvalidInput("offset must be 0 or more", field="offset")
-        row = await self._row(ref)
+        row = await self._row(ref, caller)
         rows, total = await self._store.deliveries(row.id, limit=limit, offset=offset)
         items = [WebhookDeliveryRead.model_validate(r) for r in rows]
         return WebhookDeliveryPage(items=items, total=total, limit=limit, offset=offset)
 
-    async def _row(self, ref: str) -> WebhookRow:
+    async def _row(self, ref: str, caller: Principal) -> WebhookRow:
+        """A webhook its owner or an admin may see (a member's only: no team sharing)."""
         try:
             row = await self._store.get(uuid.UUID(ref))
         except ValueError:
             row = None
-        if row is None:
+        if row is None or not caller.can_see(row.owner, None):
             raise _not_found(ref)
         return row
 
@@ -332,6 +360,7 @@ class WebhookService:
             events=list(row.events),
             description=row.description,
             is_active=row.is_active,
+            owner=row.owner,
             has_secret=True,
             secret_mask=mask_secret(secret),
             created_at=row.created_at,

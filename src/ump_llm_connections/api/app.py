@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ump_llm_connections import __version__
 from ump_llm_connections.api import connections, gateway, pools, presets, tokens, usage, webhooks
 from ump_llm_connections.api.auth import AuthMiddleware, FailureHook
-from ump_llm_connections.api.deps import runtime_of
+from ump_llm_connections.api.deps import AdminDep, runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> App:
         response_class=PlainTextResponse,
         responses={200: {"description": "Prometheus text exposition format"}},
     )
-    async def metrics_endpoint(request: Request) -> Response:
+    async def metrics_endpoint(request: Request, _: AdminDep) -> Response:
         return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)

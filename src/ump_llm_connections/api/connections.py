@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from ump_llm_connections.api.deps import Clean, Offset, QueryBool, RegistryDep, TesterDep
+from ump_llm_connections.api.deps import (
+    Clean,
+    Offset,
+    PrincipalDep,
+    QueryBool,
+    RegistryDep,
+    TesterDep,
+)
 from ump_llm_connections.api.responses import UPSTREAM_ERRORS, errors
 from ump_llm_connections.domain import (
     ConnectionCreate,
@@ -25,6 +32,7 @@ from ump_llm_connections.domain import (
     TestResult,
     UnsavedTestRequest,
 )
+from ump_llm_connections.domain.access import ShareRequest
 from ump_llm_connections.errors import InvalidInput
 
 router = APIRouter(prefix="/api/connections", tags=["connections"], dependencies=[Clean])
@@ -50,14 +58,17 @@ MAX_TAGS = 50  # as many as a connection may have
 
 
 @router.post("", status_code=201, summary="Create a connection", responses=errors(409))
-async def create_connection(body: ConnectionCreate, registry: RegistryDep) -> ConnectionRead:
-    return await registry.create(body)
+async def create_connection(
+    body: ConnectionCreate, registry: RegistryDep, caller: PrincipalDep
+) -> ConnectionRead:
+    return await registry.create(body, caller=caller)
 
 
 @router.get("", summary="List connections, filtered, sorted and paged")
 async def list_connections(
     request: Request,
     registry: RegistryDep,
+    caller: PrincipalDep,
     connection_type: ConnectionType | None = None,
     use_in_livekit: QueryBool = None,
     use_in_mcp: QueryBool = None,
@@ -92,7 +103,7 @@ async def list_connections(
         tags=tag,
         q=q or None,
     )
-    return await registry.find(filters, sort=sort, limit=limit, offset=offset)
+    return await registry.find(filters, sort=sort, limit=limit, offset=offset, caller=caller)
 
 
 @router.post("/test", summary="Test a configuration before saving it")
@@ -101,18 +112,22 @@ async def run_unsaved_test(body: UnsavedTestRequest, tester: TesterDep) -> TestR
 
 
 @router.get("/summary", summary="Counts for the summary cards")
-async def summary(registry: RegistryDep) -> Summary:
-    return await registry.summary()
+async def summary(registry: RegistryDep, caller: PrincipalDep) -> Summary:
+    return await registry.summary(caller=caller)
 
 
 @router.get("/{connection_id}", summary="Get one connection (by id or name), with its health")
-async def get_connection(connection_id: Ref, tester: TesterDep) -> ConnectionDetail:
-    return await tester.detail(connection_id)
+async def get_connection(
+    connection_id: Ref, tester: TesterDep, caller: PrincipalDep
+) -> ConnectionDetail:
+    return await tester.detail(connection_id, caller=caller)
 
 
 @router.get("/{connection_id}/health", summary="Health: state, latency p50/p95, success rate")
-async def connection_health(connection_id: Ref, tester: TesterDep) -> HealthSummary:
-    return await tester.health(connection_id)
+async def connection_health(
+    connection_id: Ref, tester: TesterDep, caller: PrincipalDep
+) -> HealthSummary:
+    return await tester.health(connection_id, caller=caller)
 
 
 @router.patch(
@@ -121,42 +136,63 @@ async def connection_health(connection_id: Ref, tester: TesterDep) -> HealthSumm
     responses=errors(409),
 )
 async def update_connection(
-    connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep
+    connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep, caller: PrincipalDep
 ) -> ConnectionRead:
-    return await registry.update(connection_id, body)
+    return await registry.update(connection_id, body, caller=caller)
 
 
 @router.delete("/{connection_id}", status_code=204, summary="Delete a connection")
-async def delete_connection(connection_id: Ref, registry: RegistryDep) -> Response:
-    await registry.delete(connection_id)
+async def delete_connection(
+    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
+) -> Response:
+    await registry.delete(connection_id, caller=caller)
     return Response(status_code=204)
 
 
 @router.post("/{connection_id}/activate", summary="Activate a connection")
-async def activate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
-    return await registry.set_active(connection_id, True)
+async def activate(
+    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
+) -> ConnectionRead:
+    return await registry.set_active(connection_id, True, caller=caller)
 
 
 @router.post("/{connection_id}/deactivate", summary="Deactivate a connection")
-async def deactivate(connection_id: Ref, registry: RegistryDep) -> ConnectionRead:
-    return await registry.set_active(connection_id, False)
+async def deactivate(
+    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
+) -> ConnectionRead:
+    return await registry.set_active(connection_id, False, caller=caller)
+
+
+@router.post("/{connection_id}/share", summary="Share a connection with a team")
+async def share(
+    connection_id: Ref, body: ShareRequest, registry: RegistryDep, caller: PrincipalDep
+) -> ConnectionRead:
+    return await registry.share(connection_id, body.team, caller=caller)
+
+
+@router.post("/{connection_id}/unshare", summary="Stop sharing a connection with its team")
+async def unshare(
+    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
+) -> ConnectionRead:
+    return await registry.share(connection_id, None, caller=caller)
 
 
 @router.post("/{connection_id}/test", summary="Send a test prompt; record the result")
 async def run_test(
-    connection_id: Ref, tester: TesterDep, body: TestRequest | None = None
+    connection_id: Ref, tester: TesterDep, caller: PrincipalDep, body: TestRequest | None = None
 ) -> TestResult:
-    return await tester.test(connection_id, body or TestRequest())
+    return await tester.test(connection_id, body or TestRequest(), caller=caller)
 
 
 @router.get("/{connection_id}/health-checks", summary="Test history, newest first")
 async def health_checks(
     connection_id: Ref,
     tester: TesterDep,
+    caller: PrincipalDep,
     limit: Annotated[int, Query(description="Page size, 1 to 500")] = 50,
     offset: Offset = 0,
 ) -> HealthCheckPage:
-    return await tester.history(connection_id, limit=limit, offset=offset)
+    return await tester.history(connection_id, limit=limit, offset=offset, caller=caller)
 
 
 @router.get(
@@ -164,5 +200,5 @@ async def health_checks(
     summary="The models the upstream offers",
     responses=UPSTREAM_ERRORS,
 )
-async def list_models(connection_id: Ref, tester: TesterDep) -> ModelList:
-    return ModelList(models=await tester.models(connection_id))
+async def list_models(connection_id: Ref, tester: TesterDep, caller: PrincipalDep) -> ModelList:
+    return ModelList(models=await tester.models(connection_id, caller=caller))

@@ -1,7 +1,8 @@
 """``/v1``: the OpenAI-compatible gateway. Plain Starlette endpoints: this is the hot path.
 
 The caller names a connection as ``model`` and declares what it is with ``X-UMP-Source``
-(``livekit``, ``mcp``, ``automation``; anything else calling directly is ``api``).
+(``livekit``, ``mcp``, ``automation``; anything else calling directly is ``api``) — unless its
+token is bound to sources, which then decide.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
-from ump_llm_connections.api.deps import runtime_of
+from ump_llm_connections.api.deps import principal_of, runtime_of
 from ump_llm_connections.api.sse import EventStream
 from ump_llm_connections.domain import Source
+from ump_llm_connections.domain.access import Principal
 from ump_llm_connections.gateway.core import Gateway, GatewayError, Stream
 from ump_llm_connections.gateway.wire import (
     ChunkWriter,
@@ -66,17 +68,33 @@ def _upstream_error(exc: ProviderError) -> Response:
     return _error(status, "upstream_error", exc.kind.value, exc.message, headers=headers)
 
 
-def _source(request: Request) -> str:
-    source = request.headers.get("x-ump-source", "api").strip().lower()
-    if source not in SOURCES:
+def _source(request: Request, caller: Principal) -> str:
+    """The source a call counts as. A token bound to sources decides it (``X-UMP-Source`` may
+    only pick one of them); otherwise the header says, ``api`` by default."""
+    declared = request.headers.get("x-ump-source")
+    wanted: Source | None = None
+    if declared is not None:
+        name = declared.strip().lower()
+        if name not in SOURCES:
+            raise GatewayError(
+                400,
+                "invalid_request_error",
+                "invalid_source",
+                f"X-UMP-Source must be {', '.join(SOURCES_LISTED[:-1])} or {SOURCES_LISTED[-1]}",
+                "X-UMP-Source",
+            )
+        wanted = Source(name)
+    source = caller.source_for(wanted)
+    if source is None:
+        allowed = ", ".join(sorted(caller.sources))
         raise GatewayError(
-            400,
-            "invalid_request_error",
-            "invalid_source",
-            f"X-UMP-Source must be {', '.join(SOURCES_LISTED[:-1])} or {SOURCES_LISTED[-1]}",
+            403,
+            "permission_error",
+            "source_not_allowed",
+            f"this token may call only as {allowed}, not as {wanted}",
             "X-UMP-Source",
         )
-    return source
+    return source.value
 
 
 async def chat_completions(request: Request) -> Response | EventStream:
@@ -85,11 +103,12 @@ async def chat_completions(request: Request) -> Response | EventStream:
     except orjson.JSONDecodeError:
         return _error(400, "invalid_request_error", "invalid_json", "the body is not valid JSON")
     gateway = _gateway(request)
+    caller = principal_of(request.scope)
     try:
-        source = _source(request)
+        source = _source(request, caller)
         model, chat, streaming, include_usage = parse_request(body)
         key = request.headers.get("x-ump-ab-key") or _user(body)
-        plan = gateway.plan(model, source, key)
+        plan = gateway.plan(model, source, key, caller)
         response_id = f"{ID_PREFIX}{next(_ids):x}"
         created = int(time.time())
         if not streaming:
@@ -146,12 +165,17 @@ async def _events(
 
 
 async def list_models(request: Request) -> Response:
+    caller = principal_of(request.scope)
     try:
-        source = _source(request)
+        source = _source(request, caller)
     except GatewayError as exc:
         return _error(exc.status, exc.kind, exc.code, exc.message, exc.param)
     directory = _gateway(request).directory
-    usable = {r.id for r in directory.routes() if r.is_active and r.allows(source)}
+    usable = {
+        r.id
+        for r in directory.routes()
+        if r.is_active and r.allows(source) and caller.can_see(r.owner, r.team)
+    }
     data = [
         {"id": r.name, "object": "model", "created": 0, "owned_by": r.connection_type}
         for r in directory.routes()
@@ -160,7 +184,7 @@ async def list_models(request: Request) -> Response:
     data += [  # a pool is a model too, when one of its members may serve this caller
         {"id": p.name, "object": "model", "created": 0, "owned_by": "pool"}
         for p in directory.pools()
-        if any(m.connection_id in usable for m in p.members)
+        if caller.can_see(p.owner, p.team) and any(m.connection_id in usable for m in p.members)
     ]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type=JSON)
 

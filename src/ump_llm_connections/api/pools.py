@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ump_llm_connections.api.deps import Clean, PoolsDep, UsageDep
+from ump_llm_connections.api.deps import Clean, PoolsDep, PrincipalDep, UsageDep
 from ump_llm_connections.domain import (
     PoolCreate,
     PoolList,
@@ -19,28 +19,30 @@ router = APIRouter(prefix="/api/pools", tags=["pools"], dependencies=[Clean])
 
 
 @router.post("", status_code=201, summary="Create a pool")
-async def create_pool(body: PoolCreate, pools: PoolsDep) -> PoolRead:
-    return await pools.create(body)
+async def create_pool(body: PoolCreate, pools: PoolsDep, caller: PrincipalDep) -> PoolRead:
+    return await pools.create(body, caller=caller)
 
 
 @router.get("", summary="List pools")
-async def list_pools(pools: PoolsDep) -> PoolList:
-    return await pools.find()
+async def list_pools(pools: PoolsDep, caller: PrincipalDep) -> PoolList:
+    return await pools.find(caller=caller)
 
 
 @router.get("/{pool_id}", summary="Get a pool (by id or name)")
-async def get_pool(pool_id: str, pools: PoolsDep) -> PoolRead:
-    return await pools.get(pool_id)
+async def get_pool(pool_id: str, pools: PoolsDep, caller: PrincipalDep) -> PoolRead:
+    return await pools.get(pool_id, caller=caller)
 
 
 @router.patch("/{pool_id}", summary="Change a pool; members replaces the whole list")
-async def update_pool(pool_id: str, body: PoolUpdate, pools: PoolsDep) -> PoolRead:
-    return await pools.update(pool_id, body)
+async def update_pool(
+    pool_id: str, body: PoolUpdate, pools: PoolsDep, caller: PrincipalDep
+) -> PoolRead:
+    return await pools.update(pool_id, body, caller=caller)
 
 
 @router.delete("/{pool_id}", status_code=204, summary="Delete a pool (not its connections)")
-async def delete_pool(pool_id: str, pools: PoolsDep) -> Response:
-    await pools.delete(pool_id)
+async def delete_pool(pool_id: str, pools: PoolsDep, caller: PrincipalDep) -> Response:
+    await pools.delete(pool_id, caller=caller)
     return Response(status_code=204)
 
 
@@ -48,6 +50,7 @@ async def delete_pool(pool_id: str, pools: PoolsDep) -> Response:
 async def pool_stats(
     pool_id: str,
     usage: UsageDep,
+    caller: PrincipalDep,
     window: Annotated[str, Query(description="How far back: 30m, 24h, 7d (at most 31d)")] = "24h",
 ) -> PoolStats:
-    return await usage.pool(pool_id, window=window)
+    return await usage.pool(pool_id, window=window, caller=caller)

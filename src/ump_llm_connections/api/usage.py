@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from ump_llm_connections.api.deps import Clean, UsageDep
+from ump_llm_connections.api.deps import Clean, PrincipalDep, UsageDep
 from ump_llm_connections.domain import UsageReport
 
 router = APIRouter(tags=["usage"], dependencies=[Clean])
@@ -19,11 +19,17 @@ Bucket = Annotated[
 
 @router.get("/api/connections/{connection_id}/usage", summary="Usage of one connection")
 async def connection_usage(
-    connection_id: str, usage: UsageDep, window: Window = "24h", bucket: Bucket = None
+    connection_id: str,
+    usage: UsageDep,
+    caller: PrincipalDep,
+    window: Window = "24h",
+    bucket: Bucket = None,
 ) -> UsageReport:
-    return await usage.connection(connection_id, window=window, bucket=bucket)
+    return await usage.connection(connection_id, window=window, bucket=bucket, caller=caller)
 
 
 @router.get("/api/usage", summary="Usage across connections, with totals per connection")
-async def all_usage(usage: UsageDep, window: Window = "24h", bucket: Bucket = None) -> UsageReport:
-    return await usage.overall(window=window, bucket=bucket)
+async def all_usage(
+    usage: UsageDep, caller: PrincipalDep, window: Window = "24h", bucket: Bucket = None
+) -> UsageReport:
+    return await usage.overall(window=window, bucket=bucket, caller=caller)

@@ -75,6 +75,12 @@ class Principal:
         """What this caller's new resources record as their owner."""
         return str(self.token_id) if self.token_id is not None else None
 
+    @property
+    def scope(self) -> tuple[str | None, str | None] | None:
+        """What a store shows this caller: None for everything (admins), else the owner and
+        team whose rows it sees."""
+        return None if self.role is Role.admin else (self.owner, self.team)
+
     def can_see(self, owner: str | None, team: str | None) -> bool:
         """Whether a resource owned by ``owner`` and shared with ``team`` is visible."""
         if self.role is Role.admin:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
+from ump_llm_connections.domain.access import TeamName
 from ump_llm_connections.domain.connections import (
     ApiKey,
     ConnectionRead,
@@ -74,6 +75,9 @@ class PoolCreate(Body):
     description: Description = ""
     strategy: PoolStrategy = PoolStrategy.priority
     members: Members
+    team: TeamName | None = Field(
+        default=None, description="The team that may use it (a member's: its own, the default)."
+    )
 
 
 class PoolUpdate(Body):
@@ -83,6 +87,7 @@ class PoolUpdate(Body):
     description: Description | None = None
     strategy: PoolStrategy | None = None
     members: Members | None = None
+    team: TeamName | None = None
 
 
 class PoolMemberRead(BaseModel):
@@ -98,6 +103,8 @@ class PoolRead(BaseModel):
     description: str
     strategy: PoolStrategy
     members: list[PoolMemberRead]
+    owner: str | None = None
+    team: str | None = None
     created_at: UtcDateTime
     updated_at: UtcDateTime
 

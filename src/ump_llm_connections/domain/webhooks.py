@@ -83,6 +83,7 @@ class WebhookRead(BaseModel):
     events: list[str]
     description: str
     is_active: bool
+    owner: str | None = None
     has_secret: bool
     secret_mask: str
     created_at: UtcDateTime

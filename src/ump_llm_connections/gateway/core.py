@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ump_llm_connections.clock import utcnow
+from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.gateway.directory import Directory, Route
 from ump_llm_connections.gateway.limits import Limiter, LimiterUnavailable, Reservation
@@ -61,10 +62,11 @@ class GatewayError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The connections to try, in order, and the pool they came from (if any)."""
+    """The connections to try, in order, the pool they came from (if any), and the caller."""
 
     routes: list[Route]
     pool: PoolRoute | None = None
+    caller: Principal = OPEN_ACCESS
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,16 +94,24 @@ class Gateway:
     events: EventBus = field(default_factory=EventBus)
     outliers: Outliers = field(default_factory=Outliers)
 
-    def plan(self, model: str, source: str, key: str | None = None) -> Plan:
-        """Which connections may serve ``model`` for this caller, best first."""
+    def plan(
+        self, model: str, source: str, key: str | None = None, caller: Principal = OPEN_ACCESS
+    ) -> Plan:
+        """Which connections may serve ``model`` for this caller, best first. A member's token
+        sees only its own and its team's connections and pools: the others do not exist."""
         pool = self.directory.find_pool(model)
+        everything = caller.scope is None
+        if pool is not None and not (everything or caller.can_see(pool.owner, pool.team)):
+            pool = None
         if pool is None:
-            return Plan([self._single(model, source)])
+            return Plan([self._single(model, source, caller)], None, caller)
         usable: list[Route] = []
         broken: list[Route] = []
         for member in order(pool, key=key, latencies=self.latencies, rng=self.rng):
             route = self.directory.get(member.connection_id)
             if route is None or not route.is_active or not route.allows(source):
+                continue
+            if not (everything or caller.can_see(route.owner, route.team)):
                 continue
             if self.spend.over(route.id, route.monthly_budget, route.name):
                 continue
@@ -115,11 +125,11 @@ class Gateway:
                 f"inactive, not enabled for {source} or over budget",
                 "model",
             )
-        return Plan(usable + broken, pool)  # circuits still open: only as a last resort
+        return Plan(usable + broken, pool, caller)  # circuits still open: only as a last resort
 
-    def _single(self, model: str, source: str) -> Route:
+    def _single(self, model: str, source: str, caller: Principal) -> Route:
         route = self.directory.find(model)
-        if route is None:
+        if route is None or not (caller.scope is None or caller.can_see(route.owner, route.team)):
             raise GatewayError(
                 404,
                 "invalid_request_error",
@@ -155,9 +165,42 @@ class Gateway:
             )
         return route
 
+    async def admit(self, caller: Principal) -> None:
+        """A token's own limits, before any connection's: its monthly budget and its requests
+        per minute (shared by every replica when the limiter is Redis)."""
+        if caller.token_id is None:
+            return
+        budget = caller.monthly_budget
+        if budget is not None and self.spend.over(caller.token_id, budget, caller.name):
+            raise GatewayError(
+                429,
+                "insufficient_quota",
+                "budget_exceeded",
+                f"token '{caller.name}' is over its monthly budget of {budget:g}",
+            )
+        if caller.rpm_limit is None:
+            return
+        try:
+            taken = await self.limiter.reserve(
+                caller.token_id, rpm=caller.rpm_limit, tpm=None, tokens=0
+            )
+        except LimiterUnavailable as exc:  # as for connections: admit, and say so
+            log.warning("token rate limits not enforced: %s", exc)
+            return
+        if isinstance(taken, float):
+            raise GatewayError(
+                429,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+                f"token '{caller.name}' is over its limit of {caller.rpm_limit} requests per "
+                f"minute: retry in {max(1, round(taken))} s",
+                retry_after=taken,
+            )
+
     async def complete(
         self, plan: Plan, request: ChatRequest, source: str
     ) -> tuple[ChatResponse, Route]:
+        await self.admit(plan.caller)
         async for route, reservation, last in self._admitted(plan, request):
             started, clock = utcnow(), time.perf_counter()
             try:
@@ -176,6 +219,7 @@ class Gateway:
     async def open_stream(self, plan: Plan, request: ChatRequest, source: str) -> Stream:
         """Start a stream on the first connection that answers; it fails over only until
         the first chunk, which is returned with the rest of the stream."""
+        await self.admit(plan.caller)
         async for route, reservation, last in self._admitted(plan, request):
             collected = Collector(keep_chars=0)  # the chunks go on to the caller as they come
             chunks = self._stream(route, plan, request, source, reservation, collected, retry=last)
@@ -319,6 +363,9 @@ class Gateway:
         error: str | None,
     ) -> None:
         cost = route.cost(usage)
+        caller = plan.caller
+        if caller.token_id is not None:
+            self.spend.add(caller.token_id, cost, caller.monthly_budget)
         if self.spend.add(route.id, cost, route.monthly_budget):
             self.events.publish(
                 "connection.budget_exceeded",
@@ -330,6 +377,7 @@ class Gateway:
                     "spent": round(self.spend.spent[route.id], 6),
                     "month": self.spend.month,
                 },
+                (route.owner, route.team),
             )
         if self.metrics is not None:
             self.metrics.observe(
@@ -358,6 +406,7 @@ class Gateway:
                 error_kind=error,
                 cost=cost,
                 pool_id=plan.pool.id if plan.pool else None,
+                token_id=caller.token_id,
             )
         )
 

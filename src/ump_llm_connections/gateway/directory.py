@@ -49,6 +49,8 @@ class Route:
     rpm_limit: int | None
     tpm_limit: int | None
     adapter: Adapter
+    owner: str | None = None
+    team: str | None = None
 
     def allows(self, source: str) -> bool:
         """Direct API callers may use any connection; integrations only those enabled for them."""
@@ -126,6 +128,8 @@ class Directory:
                 name=pool.name,
                 strategy=pool.strategy,
                 members=tuple(Member(m.connection_id, m.priority, m.weight) for m in pool.members),
+                owner=pool.owner,
+                team=pool.team,
             )
             table[str(pool.id)] = table[name_key(pool.name)] = route
         self._pools = table
@@ -196,4 +200,6 @@ class Directory:
             rpm_limit=c.rpm_limit,
             tpm_limit=c.tpm_limit,
             adapter=self._adapters(target, self._http),
+            owner=c.owner,
+            team=c.team,
         )

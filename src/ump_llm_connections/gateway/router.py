@@ -33,6 +33,8 @@ class PoolRoute:
     name: str
     strategy: PoolStrategy
     members: tuple[Member, ...]
+    owner: str | None = None
+    team: str | None = None
 
 
 @dataclass(slots=True)
@@ -106,7 +108,8 @@ class Latencies:
 
 @dataclass
 class Spend:
-    """Month-to-date spend per connection (UTC calendar month), for monthly budgets."""
+    """Month-to-date spend per connection and per API token (UTC calendar month), for monthly
+    budgets; both are keyed by their ids (UUIDs, which never collide)."""
 
     month: str = ""
     spent: dict[uuid.UUID, float] = field(default_factory=dict)
@@ -131,7 +134,7 @@ class Spend:
         if connection_id not in self.warned:
             self.warned.add(connection_id)
             log.warning(
-                "connection %r is over its monthly budget (%.4f of %.4f): skipped until %s ends",
+                "%r is over its monthly budget (%.4f of %.4f): refused until %s ends",
                 name,
                 self.spent.get(connection_id, 0.0),
                 budget,

@@ -20,10 +20,11 @@ import orjson
 
 log = logging.getLogger(__name__)
 
-IDS = ("event_id", "connection_id", "pool_id")
+IDS = ("event_id", "connection_id", "pool_id", "token_id")
 REQUIRED = ("event_id", "connection_id", "created_at", "source", "success")
 OPTIONAL = (
     "pool_id",
+    "token_id",
     "prompt_tokens",
     "completion_tokens",
     "cache_read_tokens",

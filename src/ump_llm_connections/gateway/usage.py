@@ -63,6 +63,7 @@ class UsageEvent:
     cache_read_tokens: int | None = None  # of prompt_tokens
     cache_write_tokens: int | None = None  # of prompt_tokens
     reasoning_tokens: int | None = None  # of completion_tokens
+    token_id: uuid.UUID | None = None  # the API token that made the call
 
     def row(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class UsageEvent:
             "error_kind": self.error_kind,
             "cost": self.cost,
             "pool_id": self.pool_id,
+            "token_id": self.token_id,
         }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     and_,
     case,
     exists,
+    false,
     func,
     or_,
     select,
@@ -26,7 +27,13 @@ from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import ConnectionFilters, Summary, name_key
 from ump_llm_connections.errors import Conflict
 from ump_llm_connections.store.health import CheckPoint, check_points
-from ump_llm_connections.store.tables import ConnectionRow, ConnectionTagRow, NameRow
+from ump_llm_connections.store.tables import (
+    ConnectionRow,
+    ConnectionTagRow,
+    NameRow,
+    PoolRow,
+    WebhookRow,
+)
 
 C = ConnectionRow
 
@@ -138,10 +145,16 @@ class ConnectionStore:
             return True
 
     async def find(
-        self, filters: ConnectionFilters, *, sort: str, limit: int, offset: int
+        self,
+        filters: ConnectionFilters,
+        *,
+        sort: str,
+        limit: int,
+        offset: int,
+        visible: Visibility = None,
     ) -> tuple[Sequence[ConnectionRow], int]:
         field = sort.lstrip("-")
-        row_where = self._row_where(filters)
+        row_where = [*self._row_where(filters), *visible_where(visible)]
         if filters.tags:
             # Counted from llm_connection_tags alone unless q or owner need the connection row;
             # a page sorted by a copied column is read in that table's index order.
@@ -165,7 +178,7 @@ class ConnectionStore:
             rows = (await session.scalars(query)).all()
         return rows, int(total or 0)
 
-    async def summary(self) -> Summary:
+    async def summary(self, *, visible: Visibility = None) -> Summary:
         def count(*conditions: ColumnElement[bool]) -> Any:
             return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
 
@@ -178,6 +191,9 @@ class ConnectionStore:
             count(C.use_in_automation.is_(True), *ready),
             count(C.status == "error"),
         ).select_from(C)
+        where = visible_where(visible)
+        if where:
+            query = query.where(*where)
         async with self._sessions() as session:
             row = (await session.execute(query)).one()
         total, active, livekit, mcp, automation, in_error = (int(v) for v in row)
@@ -194,9 +210,10 @@ class ConnectionStore:
         async with self._sessions() as session:
             return (await session.scalars(select(C))).all()
 
-    async def names(self) -> dict[uuid.UUID, str]:
+    async def names(self, *, visible: Visibility = None) -> dict[uuid.UUID, str]:
+        query = select(C.id, C.name).where(*visible_where(visible))
         async with self._sessions() as session:
-            return {row.id: row.name for row in (await session.execute(select(C.id, C.name)))}
+            return {row.id: row.name for row in (await session.execute(query))}
 
     async def version(self) -> tuple[int, object]:
         """Changes whenever a connection is added, changed or removed (by any process)."""
@@ -275,3 +292,20 @@ class ConnectionStore:
                 )
             )
         return where
+
+
+Visibility = tuple[str | None, str | None] | None
+"""What a member may see: rows it owns (``owner``) or shared with its team; None: everything."""
+
+
+def visible_where(
+    visible: Visibility, table: type[ConnectionRow] | type[PoolRow] | type[WebhookRow] = C
+) -> list[ColumnElement[bool]]:
+    """The rows of ``table`` (connections by default) a caller with this visibility sees."""
+    if visible is None:
+        return []
+    owner, team = visible
+    seen = [table.owner == owner] if owner is not None else []
+    if team is not None:
+        seen.append(table.team == team)
+    return [or_(*seen)] if seen else [false()]

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import name_key
 from ump_llm_connections.errors import InvalidInput
-from ump_llm_connections.store.connections import name_taken
+from ump_llm_connections.store.connections import Visibility, name_taken, visible_where
 from ump_llm_connections.store.tables import (
     ConnectionRow,
     NameRow,
@@ -20,8 +20,10 @@ from ump_llm_connections.store.tables import (
     PoolRow,
 )
 
-# A pool with its members, each with its connection's name: what every read returns.
-Loaded = tuple[PoolRow, list[tuple[PoolMemberRow, str]]]
+# A pool with its members, each with its connection's name, owner and team: what every read
+# returns (a member's connection is shown only to those who may see it).
+MemberOf = tuple[PoolMemberRow, str, str | None, str | None]
+Loaded = tuple[PoolRow, list[MemberOf]]
 
 
 class PoolStore:
@@ -29,12 +31,18 @@ class PoolStore:
         self._sessions = sessions
 
     async def save(
-        self, pool: PoolRow, members: list[PoolMemberRow] | None, *, new: bool
+        self,
+        pool: PoolRow,
+        members: list[PoolMemberRow] | None,
+        *,
+        new: bool,
+        visible: Visibility = None,
     ) -> Loaded:
-        """Insert or update a pool (replacing its members when given), in one transaction."""
+        """Insert or update a pool (replacing its members when given), in one transaction;
+        every member must be a connection the caller (``visible``) may see."""
         async with self._sessions() as session:
             if members is not None:
-                await self._check_members(session, members)
+                await self._check_members(session, members, visible)
             key = name_key(pool.name)
             try:
                 if new:
@@ -95,22 +103,23 @@ class PoolStore:
 
     async def _members(
         self, session: AsyncSession, pool_ids: Sequence[uuid.UUID]
-    ) -> list[tuple[PoolMemberRow, str]]:
+    ) -> list[MemberOf]:
         if not pool_ids:
             return []
         rows = await session.execute(
-            select(PoolMemberRow, ConnectionRow.name)
+            select(PoolMemberRow, ConnectionRow.name, ConnectionRow.owner, ConnectionRow.team)
             .join(ConnectionRow, ConnectionRow.id == PoolMemberRow.connection_id)
             .where(PoolMemberRow.pool_id.in_(pool_ids))
             .order_by(PoolMemberRow.priority, ConnectionRow.name)
         )
-        return [(member, name) for member, name in rows.all()]
+        return [(member, name, owner, team) for member, name, owner, team in rows.all()]
 
-    async def _check_members(self, session: AsyncSession, members: list[PoolMemberRow]) -> None:
+    async def _check_members(
+        self, session: AsyncSession, members: list[PoolMemberRow], visible: Visibility
+    ) -> None:
         ids = [m.connection_id for m in members]
-        known = set(
-            (await session.scalars(select(ConnectionRow.id).where(ConnectionRow.id.in_(ids)))).all()
-        )
+        query = select(ConnectionRow.id).where(ConnectionRow.id.in_(ids), *visible_where(visible))
+        known = set((await session.scalars(query)).all())
         for index, member in enumerate(members):
             if member.connection_id not in known:
                 raise InvalidInput(

@@ -106,14 +106,19 @@ class UsageStore:
                 [{"cid": k, "used": v} for k, v in last_used.items()],
             )
 
-    async def costs_since(self, start: datetime) -> dict[uuid.UUID, float]:
+    async def costs_since(
+        self, start: datetime, *, by_token: bool = False
+    ) -> dict[uuid.UUID, float]:
+        """Spend since ``start`` per connection, or (``by_token``) per API token."""
+        key = U.token_id if by_token else U.connection_id
         query = (
-            select(U.connection_id, func.sum(U.cost))
-            .where(U.created_at >= start, U.cost.is_not(None))
-            .group_by(U.connection_id)
+            select(key, func.sum(U.cost))
+            .where(U.created_at >= start, U.cost.is_not(None), key.is_not(None))
+            .group_by(key)
         )
         async with self._sessions() as session:
-            return {cid: float(total or 0) for cid, total in (await session.execute(query)).all()}
+            rows = (await session.execute(query)).all()
+        return {cid: float(total or 0) for cid, total in rows if cid is not None}
 
     async def since(
         self,
