@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["utcnow"]
+__all__ = ["as_utc", "utcnow"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A stored timestamp as aware UTC (SQLite hands them back without a zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -19,6 +19,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from ump_llm_connections.clock import as_utc
 from ump_llm_connections.domain.connections import UtcDateTime
 from ump_llm_connections.domain.enums import Source
 from ump_llm_connections.domain.input import Body, SingleLine
@@ -181,4 +182,4 @@ class AuditPage(BaseModel):
 
 
 def is_expired(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is not None and expires_at <= now
+    return expires_at is not None and as_utc(expires_at) <= now
