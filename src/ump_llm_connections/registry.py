@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -37,7 +36,12 @@ from ump_llm_connections.domain import (
     mask_key,
     mask_value,
 )
-from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
+from ump_llm_connections.domain.access import (
+    OPEN_ACCESS,
+    Principal,
+    check_keys_follow_host,
+    ownership,
+)
 from ump_llm_connections.errors import ConfigurationError, Forbidden, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
@@ -117,7 +121,7 @@ class Registry:
         self, data: ConnectionCreate, *, caller: Principal = OPEN_ACCESS
     ) -> ConnectionRead:
         row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
-        row.owner, row.team = _ownership(caller, data.owner, data.team, data.model_fields_set)
+        row.owner, row.team = ownership(caller, data.owner, data.team, data.model_fields_set)
         row.extra_headers = self._seal_headers(row.id, data.extra_headers)
         row.status = ConnectionStatus.unknown if data.is_active else ConnectionStatus.inactive
         row.consecutive_failures = 0
@@ -176,11 +180,17 @@ class Registry:
         current = await self._changeable(ref, caller)
         sent = patch.model_fields_set
         if sent & {"owner", "team"}:
-            _ownership(caller, patch.owner, patch.team, sent)
+            ownership(caller, patch.owner, patch.team, sent)
 
         def apply(row: ConnectionRow) -> None:
             merged = self._merge(row, patch)
-            _keys_follow_host(row, str(merged.base_url), sent)
+            check_keys_follow_host(
+                row.base_url,
+                str(merged.base_url),
+                has_key=row.api_key_encrypted is not None,
+                has_headers=bool(row.extra_headers),
+                sent=sent,
+            )
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
             row.extra_headers = self._seal_headers(row.id, merged.extra_headers)
@@ -432,49 +442,6 @@ def _target(
         extra_headers=headers,
         max_response_bytes=limit,
     )
-
-
-def _ownership(
-    caller: Principal, owner: str | None, team: str | None, sent: set[str]
-) -> tuple[str | None, str | None]:
-    """Owner and team of a connection this caller writes: an admin sets them freely (owner
-    defaults to the admin's token); a member owns what it makes and shares only with its team."""
-    if caller.is_admin:
-        return (owner if "owner" in sent else caller.owner), team
-    if "owner" in sent and owner != caller.owner:
-        raise Forbidden("a member cannot give a connection to someone else", field="owner")
-    if team is not None and team != caller.team:
-        raise Forbidden("a member can share only with its own team", field="team")
-    return caller.owner, team
-
-
-def _keys_follow_host(row: ConnectionRow, base_url: str, sent: set[str]) -> None:
-    """A stored key goes only to the host it was given for: moving a connection to another
-    host (scheme, name or port) needs the key again in the same request, and so do secret
-    header values; otherwise a PATCH of base_url would send them to whatever host it names."""
-    if _origin(base_url) == _origin(row.base_url):
-        return
-    if row.api_key_encrypted is not None and "api_key" not in sent:
-        raise InvalidInput(
-            "base_url moves this connection to another host: send its api_key again in the "
-            'same request (or "api_key": null to drop it)',
-            field="api_key",
-        )
-    if row.extra_headers and "extra_headers" not in sent:
-        raise InvalidInput(
-            "base_url moves this connection to another host: send its extra_headers again in "
-            "the same request (or {} to drop them)",
-            field="extra_headers",
-        )
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -23,6 +24,7 @@ from ump_llm_connections.clock import as_utc
 from ump_llm_connections.domain.connections import UtcDateTime
 from ump_llm_connections.domain.enums import Source
 from ump_llm_connections.domain.input import Body, SingleLine
+from ump_llm_connections.errors import Forbidden, InvalidInput
 
 __all__ = [
     "OPEN_ACCESS",
@@ -37,7 +39,9 @@ __all__ = [
     "TokenCreated",
     "TokenList",
     "TokenRead",
+    "check_keys_follow_host",
     "is_expired",
+    "ownership",
 ]
 
 TOKEN_PREFIX = "ump_"  # noqa: S105 - secret scanners find a leaked token by it
@@ -183,3 +187,48 @@ class AuditPage(BaseModel):
 
 def is_expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and as_utc(expires_at) <= now
+
+
+def ownership(
+    caller: Principal, owner: str | None, team: str | None, sent: set[str]
+) -> tuple[str | None, str | None]:
+    """Owner and team of a connection this caller writes: an admin sets them freely (owner
+    defaults to the admin's token); a member owns what it makes and shares only with its team."""
+    if caller.is_admin:
+        return (owner if "owner" in sent else caller.owner), team
+    if "owner" in sent and owner != caller.owner:
+        raise Forbidden("a member cannot give a connection to someone else", field="owner")
+    if team is not None and team != caller.team:
+        raise Forbidden("a member can share only with its own team", field="team")
+    return caller.owner, team
+
+
+def check_keys_follow_host(
+    old_url: str, new_url: str, *, has_key: bool, has_headers: bool, sent: set[str]
+) -> None:
+    """A stored key goes only to the host it was given for: moving a connection to another
+    host (scheme, name or port) needs the key again in the same request, and so do secret
+    header values; otherwise a PATCH of base_url would send them to whatever host it names."""
+    if _origin(new_url) == _origin(old_url):
+        return
+    if has_key and "api_key" not in sent:
+        raise InvalidInput(
+            "base_url moves this connection to another host: send its api_key again in the "
+            'same request (or "api_key": null to drop it)',
+            field="api_key",
+        )
+    if has_headers and "extra_headers" not in sent:
+        raise InvalidInput(
+            "base_url moves this connection to another host: send its extra_headers again in "
+            "the same request (or {} to drop them)",
+            field="extra_headers",
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
