@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Database, Server, cli_env, free_port, make_database, start_server
 from tests.test_cli import run as cli
+from tests.test_webhooks import Receiver
 from tests.upstreams.openai import FakeOpenAI
 
 KEY = "sk-access-upstream-key-0123456789"
@@ -508,3 +509,57 @@ def _undo(client: httpx.Client, path: str, made: dict[str, Any]) -> None:
             client.delete(f"/api/connections/{connection['id']}")
     elif "id" in made and path in ("/api/connections", "/api/pools", "/api/webhooks"):
         client.delete(f"{path}/{made['id']}")
+
+
+def test_a_members_webhook_hears_only_of_connections_its_owner_may_see(team: Team) -> None:
+    with (
+        Receiver() as receiver,
+        team.as_(team.alice) as alice,
+        team.as_(team.carol) as carol,
+        team.as_(team.admin) as admin,
+    ):
+        hooks = [
+            client.post(
+                "/api/webhooks",
+                json={"url": f"{receiver.url}/{who}", "events": ["connection.created"]},
+            ).json()
+            for who, client in (("alice", alice), ("admin", admin))
+        ]
+        made = [
+            client.post("/api/connections", json=connection_body(team.upstream, name)).json()
+            for name, client in (("hook-carol", carol), ("hook-alice", alice))
+        ]
+        try:
+            wait_until(lambda: len(receiver.at("/admin")) == 2 and receiver.at("/alice"))
+            time.sleep(0.3)  # a delivery that should not happen would have come by now
+            heard = [hit.body["data"]["name"] for hit in receiver.at("/alice")]
+            assert heard == ["hook-alice"]
+            assert [h["id"] for h in carol.get("/api/webhooks").json()["items"]] == []
+            assert carol.get(f"/api/webhooks/{hooks[0]['id']}").status_code == 404
+        finally:
+            for hook in hooks:
+                admin.delete(f"/api/webhooks/{hook['id']}")
+            for connection in made:
+                admin.delete(f"/api/connections/{connection['id']}")
+
+
+def test_no_token_is_stored_logged_or_answered_in_plain_text(team: Team) -> None:
+    """Every token this module made, searched in the database file or tables, the server's log
+    and the answers that list tokens (a fragment is enough to fail)."""
+    tokens = [team.admin, team.alice, team.bob, team.carol]
+    with team.as_(team.admin) as admin:
+        listed = admin.get("/api/tokens").text + admin.get("/api/audit").text
+    server = team.server
+    stored = " ".join(
+        str(row)
+        for table in ("llm_api_tokens", "llm_audit_log", "llm_connection_usage")
+        for row in server.db.query(f"SELECT * FROM {table}")
+    )
+    if server.db.backend == "sqlite":
+        stored += Path(server.db.dsn).read_bytes().decode("latin-1")
+    for token in tokens:
+        secret = token[16:]  # after ump_<key id>_
+        for start in range(0, len(secret) - 8, 8):
+            fragment = secret[start : start + 8]
+            for where, text in (("db", stored), ("log", server.log()), ("api", listed)):
+                assert fragment not in text, f"a piece of a token is in the {where}"

@@ -1,6 +1,7 @@
 """Schemathesis holds the REST API to its own OpenAPI document, against a real server.
 
-Read-only operations only (generated writes would create webhooks and connections aimed at
+Both ways the server runs: open on loopback, and with tokens required (an admin's, sent on every
+request). Read-only operations only (generated writes would create webhooks and connections aimed at
 arbitrary hosts, and tests talk to 127.0.0.1 alone); deterministic generation, few examples.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Server, make_database, start_server
+from tests.test_access import cli_token
 
 ST = str(Path(sys.executable).parent / "st")
 
@@ -28,17 +31,32 @@ UNDECLARED_BOUNDS = (
 )
 
 
-@pytest.fixture(scope="module")
-def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server that calls no upstream by itself (no health monitor)."""
-    folder = tmp_path_factory.mktemp("openapi")
+@dataclass
+class Quiet:
+    server: Server
+    headers: list[str]  # schemathesis --header options: a token in the "tokens" mode
+
+
+@pytest.fixture(scope="module", params=["open", "tokens"])
+def quiet_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Quiet]:
+    """A server that calls no upstream by itself (no health monitor): open on loopback, or
+    with an admin token that every request must carry."""
+    folder = tmp_path_factory.mktemp(f"openapi-{request.param}")
     db = next(make_database("sqlite", folder))
+    headers: list[str] = []
+    if request.param == "tokens":
+        token = cli_token(db, folder / "data", "--name", "schemathesis", "--role", "admin")
+        headers = ["--header", f"Authorization: Bearer {token}"]
     server = start_server(db, folder / "data", UMP_HEALTH_MONITOR="false")
-    yield server
+    if request.param == "tokens":
+        assert server.client().get("/api/connections").status_code == 401
+    yield Quiet(server, headers)
     server.stop()
 
 
-def test_the_rest_api_keeps_to_its_openapi_document(quiet_server: Server, tmp_path: Path) -> None:
+def test_the_rest_api_keeps_to_its_openapi_document(quiet_server: Quiet, tmp_path: Path) -> None:
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         "".join(
@@ -53,7 +71,8 @@ def test_the_rest_api_keeps_to_its_openapi_document(quiet_server: Server, tmp_pa
             "--config-file",
             str(config),
             "run",
-            f"{quiet_server.url}/openapi.json",
+            f"{quiet_server.server.url}/openapi.json",
+            *quiet_server.headers,
             "--include-method",
             "GET",
             "--phases",
@@ -75,4 +94,4 @@ def test_the_rest_api_keeps_to_its_openapi_document(quiet_server: Server, tmp_pa
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout
-    assert "Traceback" not in quiet_server.log()
+    assert "Traceback" not in quiet_server.server.log()
