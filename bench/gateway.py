@@ -104,6 +104,8 @@ USAGE = {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16}
 TARGET_C64_RATIO = 25.0
 TARGET_ADDED_MS = 0.7
 TARGET_RSS_MB = 120.0
+TARGET_AUTH_MS = 0.05  # what checking a token may add to p50 at c1, over the open mode
+AUTH_ROUNDS = 5
 
 
 # --------------------------------------------------------------------------- fake upstream
@@ -848,9 +850,13 @@ def start_nginx(children: Children, tmp: Path) -> Started:
     return target, proc
 
 
-def start_gateway(children: Children, tmp: Path, upstream: Target) -> Started:
-    data = tmp / "ump"
-    data.mkdir()
+def start_gateway(
+    children: Children, tmp: Path, upstream: Target, *, token: bool = False
+) -> Started:
+    """Our server as ``make run`` starts it; with ``token``, an admin token exists, so every
+    request carries it and is checked."""
+    data = tmp / ("ump-token" if token else "ump")
+    data.mkdir(parents=True)
     env = {**os.environ, "UMP_DATA_DIR": str(data)}
     db = f"sqlite+aiosqlite:///{data}/ump.db"
     add = [str(UMP), "connections", "add", "--name", "bench", "--type", "remote"]
@@ -858,12 +864,22 @@ def start_gateway(children: Children, tmp: Path, upstream: Target) -> Started:
     seeded = subprocess.run(add, env=env, capture_output=True, text=True, check=False)
     if seeded.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{seeded.stdout}{seeded.stderr}")
+    headers: dict[str, str] = {}
+    if token:
+        create = [str(UMP), "tokens", "create", "--name", "bench", "--role", "admin"]
+        made = subprocess.run(
+            [*create, "--database-url", db], env=env, capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"token creation failed:\n{made.stderr}")
+        headers = {"Authorization": f"Bearer {made.stdout.strip()}"}
     port = free_port()
-    log = tmp / "gateway.log"
+    log = data / "gateway.log"
     serve = [str(UMP), "serve", "--host", HOST, "--port", str(port), "--database-url", db]
     # as `make run` starts it: default settings (log level, access log, health monitor)
     proc = children.spawn(serve, cpu=SERVER_CPU, log=log, env=env)
-    target = Target("our gateway", f"http://{HOST}:{port}", {})
+    name = "our gateway (token)" if token else "our gateway"
+    target = Target(name, f"http://{HOST}:{port}", headers)
     wait_ready(proc, target.base + "/healthz", log, 60)
     target.version = command_output([str(UMP), "version"])
     return target, proc
@@ -935,7 +951,12 @@ def _added(target: Target | None, direct: Target, what: str) -> float | None:
     return target.stream.ttft_p50_ms - direct.stream.ttft_p50_ms
 
 
-def report(direct: Target, ours: Target | None, peers: list[Target]) -> list[str]:
+def report(
+    direct: Target,
+    ours: Target | None,
+    peers: list[Target],
+    auth: tuple[float, float] | None = None,
+) -> list[str]:
     """Print the table and the targets; return the failed targets."""
     cols = [t for t in (direct, ours, *peers) if t is not None]
     ratio_to = [peer for peer in peers if ours is not None]
@@ -1043,11 +1064,58 @@ def report(direct: Target, ours: Target | None, peers: list[Target]) -> list[str
         ours.rss_mb is not None and ours.rss_mb < TARGET_RSS_MB,
         f"{_num(ours.rss_mb, '.1f')} MB",
     )
+    auth_cost = auth[1] - auth[0] if auth is not None else None
+    check(
+        f"a token adds < {TARGET_AUTH_MS} ms to p50 at c1",
+        auth_cost,
+        auth_cost is not None and auth_cost < TARGET_AUTH_MS,
+        f"{_num(auth_cost, '.3f')} ms ({_num(auth[0], '.3f')} open, {_num(auth[1], '.3f')} "
+        "with a token)"
+        if auth is not None
+        else "-",
+    )
     for peer in peers:
         theirs = peer.runs.get(64)
         if c64 and theirs and theirs.rps and peer is not litellm:
             print(f"  [info] throughput at c64 vs {peer.name}: {c64.rps / theirs.rps:.1f}x")
     return failed
+
+
+def measure_auth_cost(
+    children: Children, tmp: Path, args: argparse.Namespace, upstream: Target
+) -> tuple[float, float] | None:
+    """p50 at c1 of our gateway open and with a token, both up at once and measured in
+    interleaved rounds (the machine's drift hits both alike): what checking a token costs."""
+    print("auth cost: starting our gateway open and with a token", flush=True)
+    started: list[Started] = []
+    try:
+        for token in (False, True):
+            started.append(start_gateway(children, tmp / f"auth-{token}", upstream, token=token))
+        p50s: dict[str, list[float]] = {}
+        for target, _ in started:
+            reason = check_target(target)
+            if reason is not None:
+                print(f"  {target.name}: {reason}", flush=True)
+                return None
+            lua = tmp / f"auth-{len(target.headers)}.lua"
+            lua.write_text(wrk_lua({"Content-Type": "application/json", **target.headers}))
+            run_wrk(children, target, lua, 8, min(3.0, args.duration))  # warm-up
+            p50s[target.name] = []
+        for _ in range(AUTH_ROUNDS):
+            for target, _ in started:
+                lua = tmp / f"auth-{len(target.headers)}.lua"
+                p50s[target.name].append(run_wrk(children, target, lua, 1, args.duration).p50_ms)
+    except (RuntimeError, OSError) as exc:
+        print(f"  auth cost: not measured: {exc}", flush=True)
+        return None
+    finally:
+        for _, proc in started:
+            children.stop(proc)
+    open_p50, token_p50 = (statistics.median(v) for v in p50s.values())
+    for name, values in p50s.items():
+        shown = ", ".join(f"{v:.3f}" for v in values)
+        print(f"  {name}: p50 c1 {statistics.median(values):.3f} ms (rounds: {shown})")
+    return open_p50, token_p50
 
 
 # --------------------------------------------------------------------------- main
@@ -1124,12 +1192,14 @@ def main(argv: list[str] | None = None) -> int:
         direct, nginx = start_nginx(children, tmp)  # stays up: it is everyone's upstream
         print(f"direct nginx {direct.version} on {direct.base}", flush=True)
         measure(children, direct, nginx, tmp, args, direct)
+        auth = None
         if not args.only_direct:
             ours = measure_server(children, tmp, args, "our gateway", start_gateway, direct)
+            auth = measure_auth_cost(children, tmp, args, direct)
         measured = [
             measure_server(children, tmp, args, name, start, direct) for name, start in peers
         ]
-        failed = report(direct, ours, measured)
+        failed = report(direct, ours, measured, auth)
         print(f"\ntotal time {time.monotonic() - started:.0f} s")
         return 1 if failed else 0
     except KeyboardInterrupt:
