@@ -18,9 +18,9 @@ from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from ump_llm_connections.clock import as_utc
+from ump_llm_connections.clock import as_utc, utcnow
 from ump_llm_connections.domain.connections import UtcDateTime
 from ump_llm_connections.domain.enums import Source
 from ump_llm_connections.domain.input import Body, SingleLine
@@ -114,6 +114,12 @@ OPEN_ACCESS = Principal(token_id=None, name="local", role=Role.admin)
 """The caller of a server on loopback with no token in its database: may do everything."""
 
 
+def _in_the_future(value: datetime) -> datetime:
+    if value <= utcnow():
+        raise ValueError("must be in the future")
+    return value
+
+
 class TokenCreate(Body):
     name: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SingleLine
@@ -125,7 +131,9 @@ class TokenCreate(Body):
         max_length=4,
         description="The sources it may call the gateway as; empty: every source.",
     )
-    expires_at: UtcDateTime | None = Field(default=None, description="Never, when not set.")
+    expires_at: Annotated[UtcDateTime, AfterValidator(_in_the_future)] | None = Field(
+        default=None, description="Never, when not set."
+    )
     rpm_limit: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     monthly_budget: Annotated[float, Field(gt=0, le=10_000_000)] | None = None
 
