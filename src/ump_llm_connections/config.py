@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
+    audit_retention_days: int = Field(default=365, ge=1, le=36_500)
 
     @field_validator("allowed_hosts", "trusted_proxies", mode="before")
     @classmethod

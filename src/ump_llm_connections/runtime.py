@@ -15,6 +15,7 @@ and builds the rest without starting anything; ``start`` runs the steps below to
     usage recorder     stopped after the gateway's last call: writes (or spills) what is left
     health monitor     only when ``UMP_HEALTH_MONITOR`` is on; cancels its probes on stop
     spend              month-to-date spend per connection, for budgets; refreshed every minute
+    audit retention    prunes audit rows past ``UMP_AUDIT_RETENTION_DAYS``, at start and hourly
 
 The API's open streams end before ``stop`` (their usage is recorded), see ``api/app.py``.
 """
@@ -26,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from ump_llm_connections.audit import AuditLog
 from ump_llm_connections.background import periodic
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import Settings
@@ -42,6 +44,7 @@ from ump_llm_connections.pools import PoolService
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.reports import UsageReports
 from ump_llm_connections.service import Service, open_service
+from ump_llm_connections.store.audit import AuditStore
 from ump_llm_connections.store.engine import redacted_url
 from ump_llm_connections.store.health import HealthStore, MonitorLease
 from ump_llm_connections.store.tokens import TokenStore
@@ -50,11 +53,12 @@ from ump_llm_connections.store.webhooks import WebhookStore
 from ump_llm_connections.tokens import FailureThrottle, TokenCache, TokenService
 from ump_llm_connections.webhooks import WebhookDispatcher, WebhookService
 
-__all__ = ["SPEND_REFRESH_S", "Runtime", "Step"]
+__all__ = ["AUDIT_PRUNE_S", "SPEND_REFRESH_S", "Runtime", "Step"]
 
 log = logging.getLogger(__name__)
 
 SPEND_REFRESH_S = 60.0
+AUDIT_PRUNE_S = 3600.0
 
 
 async def _nothing() -> None:
@@ -78,6 +82,12 @@ class Runtime:
         self.token_cache = TokenCache(token_store, refresh_s=settings.gateway_refresh_s)
         self.tokens = TokenService(token_store, self.token_cache)
         self.throttle = FailureThrottle()
+        self.audit = AuditLog(
+            AuditStore(service.sessions), retention=timedelta(days=settings.audit_retention_days)
+        )
+        self._audit_retention = periodic(
+            "audit log retention", self.audit.prune, AUDIT_PRUNE_S, first_now=True
+        )
         webhook_store = WebhookStore(service.sessions)
         dispatcher = WebhookDispatcher(
             webhook_store,
@@ -159,6 +169,9 @@ class Runtime:
         if self.settings.health_monitor:
             steps.append(Step("health monitor", self.monitor.start, self.monitor.stop))
         steps.append(Step("spend", self._start_spend, self._spend.stop))
+        steps.append(
+            Step("audit retention", self._start_audit_retention, self._audit_retention.stop)
+        )
         return steps
 
     async def start(self) -> None:
@@ -189,6 +202,9 @@ class Runtime:
     async def _start_spend(self) -> None:
         await self._load_spend()
         self._spend.start()
+
+    async def _start_audit_retention(self) -> None:
+        self._audit_retention.start()
 
     async def _load_spend(self) -> None:
         """Month-to-date spend per connection, for budgets (other replicas' spend included)."""

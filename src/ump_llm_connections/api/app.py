@@ -20,7 +20,16 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections import __version__
-from ump_llm_connections.api import connections, gateway, pools, presets, tokens, usage, webhooks
+from ump_llm_connections.api import (
+    audit,
+    connections,
+    gateway,
+    pools,
+    presets,
+    tokens,
+    usage,
+    webhooks,
+)
 from ump_llm_connections.api.auth import AuthMiddleware, FailureHook
 from ump_llm_connections.api.deps import AdminDep, runtime_of
 from ump_llm_connections.api.docs import add_docs
@@ -90,7 +99,7 @@ def create_app(settings: Settings | None = None) -> App:
         redoc_url=None,
     )
     add_docs(app)
-    for module in (connections, usage, pools, presets, webhooks, tokens):
+    for module in (connections, usage, pools, presets, webhooks, tokens, audit):
         app.include_router(module.router, responses=REST_ERRORS)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")

@@ -16,6 +16,7 @@ from pydantic import BeforeValidator
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
+from ump_llm_connections.audit import AuditLog
 from ump_llm_connections.domain.access import Principal
 from ump_llm_connections.errors import Forbidden, InvalidInput, Unauthorized
 from ump_llm_connections.health import ConnectionTester
@@ -85,6 +86,10 @@ async def _admin(request: Request) -> Principal:
     return principal
 
 
+async def _audit(request: Request) -> AuditLog:
+    return runtime_of(request).audit
+
+
 async def _tokens(request: Request) -> TokenService:
     return runtime_of(request).tokens
 
@@ -125,6 +130,7 @@ WebhooksDep = Annotated[WebhookService, Depends(_webhooks)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[Principal, Depends(_admin)]
 TokensDep = Annotated[TokenService, Depends(_tokens)]
+AuditDep = Annotated[AuditLog, Depends(_audit)]
 ClientDep = Annotated[str | None, Depends(_client)]
 Clean = Depends(clean_request)
 QueryBool = Annotated[bool | None, BeforeValidator(_query_bool)]

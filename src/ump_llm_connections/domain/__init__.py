@@ -5,6 +5,17 @@ Only pydantic and the standard library here: no database, no HTTP.
 
 from __future__ import annotations
 
+from ump_llm_connections.domain.audit import (
+    MAX_AUDIT_FIELDS,
+    ActionFilter,
+    AuditAction,
+    AuditFilters,
+    AuditOutcome,
+    AuditTarget,
+    IsoTime,
+    TargetType,
+    field_names,
+)
 from ump_llm_connections.domain.connections import (
     DEFAULT_BASE_URLS,
     OLLAMA_PORT,
@@ -141,6 +152,7 @@ __all__ = [
     "DEFINITE",
     "EVENT_TYPES",
     "HOP_BY_HOP_HEADERS",
+    "MAX_AUDIT_FIELDS",
     "MAX_MESSAGES",
     "MAX_NAME_KEY",
     "OLLAMA_PORT",
@@ -150,8 +162,13 @@ __all__ = [
     "SORT_FIELDS",
     "TYPE_API_FORMAT",
     "WEBHOOK_ALL_EVENTS",
+    "ActionFilter",
     "ApiFormat",
     "ApiKey",
+    "AuditAction",
+    "AuditFilters",
+    "AuditOutcome",
+    "AuditTarget",
     "BaseUrl",
     "Body",
     "ConnectionCreate",
@@ -180,6 +197,7 @@ __all__ = [
     "HealthWindow",
     "Integer",
     "InvalidField",
+    "IsoTime",
     "Limit",
     "MaxTokens",
     "Members",
@@ -214,6 +232,7 @@ __all__ = [
     "Summary",
     "Tag",
     "Tags",
+    "TargetType",
     "Temperature",
     "TestRequest",
     "TestResult",
@@ -239,6 +258,7 @@ __all__ = [
     "after_check",
     "check_headers",
     "default_api_format",
+    "field_names",
     "header_value",
     "http_url",
     "invalid_input",
