@@ -184,7 +184,7 @@ def test_members_see_their_own_and_their_teams_connections_only(team: Team) -> N
 
 def test_admin_only_endpoints_refuse_members_with_403(team: Team) -> None:
     with team.as_(team.alice) as alice, team.as_(team.admin) as admin:
-        for path in ("/api/tokens", "/metrics"):
+        for path in ("/api/tokens", "/metrics", "/api/audit"):
             refused = alice.get(path)
             assert refused.status_code == 403, path
             assert refused.json()["error"]["type"] == "forbidden"
@@ -327,6 +327,11 @@ def test_repeated_failures_from_one_address_are_throttled_then_audited(
             assert attempt(good, "203.0.113.8").status_code == 200  # another client
             # The peer is trusted, so a forged hop to its left does not hide the client.
             assert attempt(good, "198.51.100.1, 203.0.113.7").status_code == 429
+            audit = client.get("/api/audit", headers={"Authorization": f"Bearer {good}"})
+            rows = audit.json()["items"]
+            assert [r["action"] for r in rows].count("auth.failure") == 10
+            flagged = [r["client"] for r in rows if r["action"] == "auth.throttled"]
+            assert flagged == ["203.0.113.7"]
         assert good not in server.log() and bad not in server.log()
     finally:
         server.stop()
@@ -563,3 +568,35 @@ def test_no_token_is_stored_logged_or_answered_in_plain_text(team: Team) -> None
             fragment = secret[start : start + 8]
             for where, text in (("db", stored), ("log", server.log()), ("api", listed)):
                 assert fragment not in text, f"a piece of a token is in the {where}"
+
+
+def test_changes_and_refused_sign_ins_are_in_the_audit_log(team: Team) -> None:
+    new_key = "sk-audit-rotated-key-0123456789"
+    with team.as_(team.alice) as alice, team.as_(team.admin) as admin:
+        made = alice.post("/api/connections", json=connection_body(team.upstream, "audited"))
+        cid = made.json()["id"]
+        alice.patch(f"/api/connections/{cid}", json={"api_key": new_key, "timeout": 30})
+        alice.post(f"/api/connections/{cid}/share", json={"team": "a"})
+        alice.post(f"/api/connections/{cid}/deactivate")
+        alice.delete(f"/api/connections/{cid}")
+        with team.server.client(headers={"Authorization": "Bearer ump_nope"}) as stranger:
+            assert stranger.get("/api/connections").status_code == 401
+        page = admin.get("/api/audit", params={"target_id": cid, "limit": 50}).json()
+        actions = [row["action"] for row in reversed(page["items"])]
+        assert actions == [
+            "connection.create",
+            "connection.update",
+            "connection.key_change",
+            "connection.share",
+            "connection.deactivate",
+            "connection.delete",
+        ]
+        assert {row["token_name"] for row in page["items"]} == {"alice"}
+        assert all(row["client"] == "127.0.0.1" for row in page["items"])
+        update = next(row for row in page["items"] if row["action"] == "connection.update")
+        assert update["fields"] == ["api_key", "timeout"]
+        refused = admin.get("/api/audit", params={"action": "auth.failure"}).json()["items"]
+        assert refused and refused[0]["outcome"] == "denied" and refused[0]["token_id"] is None
+        everything = admin.get("/api/audit", params={"limit": 500}).text
+    for secret in (KEY, new_key, "ump_nope"):
+        assert secret[:12] not in everything

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from ump_llm_connections.clock import utcnow
@@ -37,7 +38,7 @@ from ump_llm_connections.domain.audit import (
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.store.audit import AuditRecord, AuditStore
 
-__all__ = ["MAX_AUDIT_PAGE", "AuditLog"]
+__all__ = ["MAX_AUDIT_PAGE", "Actor", "AuditLog"]
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +124,20 @@ class AuditLog:
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)[:_TEXT]
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who makes a request's changes, from where, and the log they go to (``api/deps.py``)."""
+
+    caller: Principal
+    client: str | None
+    log: AuditLog
+
+    async def did(
+        self,
+        action: AuditAction,
+        target: AuditTarget | None = None,
+        fields: Iterable[str] = (),
+    ) -> None:
+        await self.log.record(self.caller, self.client, action, target=target, fields=fields)

@@ -77,12 +77,15 @@ class PoolService:
         log.info("updated pool %r: %s", pool.name, ", ".join(sorted(sent)))
         return read(loaded, caller)
 
-    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> None:
-        pool, _ = await self._loaded(ref, caller, change=True)
+    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> PoolRead:
+        """Delete a pool (not its connections); returns it as it was."""
+        loaded = await self._loaded(ref, caller, change=True)
+        pool = loaded[0]
         if not await self._store.delete(pool.id):
             raise _not_found(ref)
         await self._changed()
         log.info("deleted pool %r", pool.name)
+        return read(loaded, caller)
 
     async def _loaded(self, ref: str, caller: Principal, *, change: bool = False) -> Loaded:
         try:

@@ -269,15 +269,16 @@ class Registry:
             )
         return shared
 
-    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> None:
+    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> ConnectionRead:
+        """Delete a connection; returns it as it was."""
         row = await self._changeable(ref, caller)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self._changed(row.id)
-        self._events.publish(
-            "connection.deleted", event_data(self._read(row)), (row.owner, row.team)
-        )
+        deleted = self._read(row)
+        self._events.publish("connection.deleted", event_data(deleted), scope_of(deleted))
         log.info("deleted connection %r (%s)", row.name, row.id)
+        return deleted
 
     async def target(
         self, ref: str, *, caller: Principal = OPEN_ACCESS

@@ -319,12 +319,14 @@ class WebhookService:
         items = [self._read(row) for row in rows if caller.can_see(row.owner, None)]
         return WebhookList(items=items, total=len(items))
 
-    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> None:
+    async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> WebhookRead:
+        """Delete a webhook and its deliveries; returns it as it was."""
         row = await self._row(ref, caller)
         if not await self._store.delete(row.id):
             raise _not_found(ref)
         await self.dispatcher.refresh()
         log.info("deleted webhook %s", row.id)
+        return self._read(row)
 
     async def deliveries(
         self, ref: str, *, limit: int, offset: int, caller: Principal = OPEN_ACCESS

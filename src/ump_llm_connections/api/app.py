@@ -38,6 +38,8 @@ from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
+from ump_llm_connections.domain.access import ANONYMOUS
+from ump_llm_connections.domain.audit import AuditAction, AuditOutcome
 from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.runtime import Runtime
@@ -185,8 +187,14 @@ def create_app(settings: Settings | None = None) -> App:
 def _auth_parts(scope: Scope) -> tuple[TokenCache, FailureThrottle, FailureHook]:
     runtime: Runtime = scope["app"].state.runtime
 
-    async def failed(client: str | None, reason: str) -> None:
+    async def failed(client: str | None, reason: str, throttled: bool) -> None:
         log.warning("refused a token from %s: %s", client or "an unknown address", reason)
+        denied = AuditOutcome.denied
+        await runtime.audit.record(ANONYMOUS, client, AuditAction.auth_failure, outcome=denied)
+        if throttled:
+            await runtime.audit.record(
+                ANONYMOUS, client, AuditAction.auth_throttled, outcome=denied
+            )
 
     return runtime.token_cache, runtime.throttle, failed
 

@@ -25,13 +25,14 @@ from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain.access import OPEN_ACCESS
 from ump_llm_connections.errors import error_body
 from ump_llm_connections.gateway.wire import error_json
-from ump_llm_connections.tokens import FailureThrottle, TokenCache
+from ump_llm_connections.tokens import FAILURES_PER_MINUTE, FailureThrottle, TokenCache
 
 __all__ = ["OPEN_PATHS", "AuthMiddleware", "FailureHook", "Networks", "client_address"]
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-FailureHook = Callable[[str | None, str], Awaitable[None]]
+FailureHook = Callable[[str | None, str, bool], Awaitable[None]]
+"""Told of each refused token: the client, why, and whether the address is now throttled."""
 GATEWAY_PREFIX = "/v1/"
 
 
@@ -104,8 +105,8 @@ class AuthMiddleware:
             return
         check = tokens.check(token, utcnow())
         if check.principal is None:
-            throttle.failed(key)
-            await on_failure(client, check.reason)
+            throttled = throttle.failed(key) >= FAILURES_PER_MINUTE
+            await on_failure(client, check.reason, throttled)
             message = f"{check.reason}: send Authorization: Bearer <token> with a valid token"
             await _refuse(send, 401, "unauthorized", message, gateway, _CHALLENGE)
             return

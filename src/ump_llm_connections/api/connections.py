@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from ump_llm_connections.api.deps import (
+    ActorDep,
     Clean,
     Offset,
     PrincipalDep,
@@ -33,6 +34,7 @@ from ump_llm_connections.domain import (
     UnsavedTestRequest,
 )
 from ump_llm_connections.domain.access import ShareRequest
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
 from ump_llm_connections.errors import InvalidInput
 
 router = APIRouter(prefix="/api/connections", tags=["connections"], dependencies=[Clean])
@@ -59,9 +61,11 @@ MAX_TAGS = 50  # as many as a connection may have
 
 @router.post("", status_code=201, summary="Create a connection", responses=errors(409))
 async def create_connection(
-    body: ConnectionCreate, registry: RegistryDep, caller: PrincipalDep
+    body: ConnectionCreate, registry: RegistryDep, actor: ActorDep
 ) -> ConnectionRead:
-    return await registry.create(body, caller=caller)
+    created = await registry.create(body, caller=actor.caller)
+    await actor.did(AuditAction.connection_create, _target(created), body.model_fields_set)
+    return created
 
 
 @router.get("", summary="List connections, filtered, sorted and paged")
@@ -136,45 +140,51 @@ async def connection_health(
     responses=errors(409),
 )
 async def update_connection(
-    connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep, caller: PrincipalDep
+    connection_id: Ref, body: ConnectionUpdate, registry: RegistryDep, actor: ActorDep
 ) -> ConnectionRead:
-    return await registry.update(connection_id, body, caller=caller)
+    updated = await registry.update(connection_id, body, caller=actor.caller)
+    sent = body.model_fields_set
+    await actor.did(AuditAction.connection_update, _target(updated), sent)
+    if "api_key" in sent:
+        await actor.did(AuditAction.connection_key_change, _target(updated), ["api_key"])
+    return updated
 
 
 @router.delete("/{connection_id}", status_code=204, summary="Delete a connection")
-async def delete_connection(
-    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
-) -> Response:
-    await registry.delete(connection_id, caller=caller)
+async def delete_connection(connection_id: Ref, registry: RegistryDep, actor: ActorDep) -> Response:
+    deleted = await registry.delete(connection_id, caller=actor.caller)
+    await actor.did(AuditAction.connection_delete, _target(deleted))
     return Response(status_code=204)
 
 
 @router.post("/{connection_id}/activate", summary="Activate a connection")
-async def activate(
-    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
-) -> ConnectionRead:
-    return await registry.set_active(connection_id, True, caller=caller)
+async def activate(connection_id: Ref, registry: RegistryDep, actor: ActorDep) -> ConnectionRead:
+    activated = await registry.set_active(connection_id, True, caller=actor.caller)
+    await actor.did(AuditAction.connection_activate, _target(activated), ["is_active"])
+    return activated
 
 
 @router.post("/{connection_id}/deactivate", summary="Deactivate a connection")
-async def deactivate(
-    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
-) -> ConnectionRead:
-    return await registry.set_active(connection_id, False, caller=caller)
+async def deactivate(connection_id: Ref, registry: RegistryDep, actor: ActorDep) -> ConnectionRead:
+    deactivated = await registry.set_active(connection_id, False, caller=actor.caller)
+    await actor.did(AuditAction.connection_deactivate, _target(deactivated), ["is_active"])
+    return deactivated
 
 
 @router.post("/{connection_id}/share", summary="Share a connection with a team")
 async def share(
-    connection_id: Ref, body: ShareRequest, registry: RegistryDep, caller: PrincipalDep
+    connection_id: Ref, body: ShareRequest, registry: RegistryDep, actor: ActorDep
 ) -> ConnectionRead:
-    return await registry.share(connection_id, body.team, caller=caller)
+    shared = await registry.share(connection_id, body.team, caller=actor.caller)
+    await actor.did(AuditAction.connection_share, _target(shared), ["team"])
+    return shared
 
 
 @router.post("/{connection_id}/unshare", summary="Stop sharing a connection with its team")
-async def unshare(
-    connection_id: Ref, registry: RegistryDep, caller: PrincipalDep
-) -> ConnectionRead:
-    return await registry.share(connection_id, None, caller=caller)
+async def unshare(connection_id: Ref, registry: RegistryDep, actor: ActorDep) -> ConnectionRead:
+    unshared = await registry.share(connection_id, None, caller=actor.caller)
+    await actor.did(AuditAction.connection_unshare, _target(unshared), ["team"])
+    return unshared
 
 
 @router.post("/{connection_id}/test", summary="Send a test prompt; record the result")
@@ -202,3 +212,7 @@ async def health_checks(
 )
 async def list_models(connection_id: Ref, tester: TesterDep, caller: PrincipalDep) -> ModelList:
     return ModelList(models=await tester.models(connection_id, caller=caller))
+
+
+def _target(connection: ConnectionRead) -> AuditTarget:
+    return AuditTarget(TargetType.connection, connection.id, connection.name)

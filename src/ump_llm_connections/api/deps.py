@@ -16,7 +16,7 @@ from pydantic import BeforeValidator
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from ump_llm_connections.audit import AuditLog
+from ump_llm_connections.audit import Actor, AuditLog
 from ump_llm_connections.domain.access import Principal
 from ump_llm_connections.errors import Forbidden, InvalidInput, Unauthorized
 from ump_llm_connections.health import ConnectionTester
@@ -90,6 +90,11 @@ async def _audit(request: Request) -> AuditLog:
     return runtime_of(request).audit
 
 
+async def _actor(request: Request) -> Actor:
+    scope = request.scope
+    return Actor(principal_of(scope), client_of(scope), runtime_of(request).audit)
+
+
 async def _tokens(request: Request) -> TokenService:
     return runtime_of(request).tokens
 
@@ -131,6 +136,7 @@ PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[Principal, Depends(_admin)]
 TokensDep = Annotated[TokenService, Depends(_tokens)]
 AuditDep = Annotated[AuditLog, Depends(_audit)]
+ActorDep = Annotated[Actor, Depends(_actor)]
 ClientDep = Annotated[str | None, Depends(_client)]
 Clean = Depends(clean_request)
 QueryBool = Annotated[bool | None, BeforeValidator(_query_bool)]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ump_llm_connections.api.deps import Clean, PoolsDep, PrincipalDep, UsageDep
+from ump_llm_connections.api.deps import ActorDep, Clean, PoolsDep, PrincipalDep, UsageDep
 from ump_llm_connections.domain import (
     PoolCreate,
     PoolList,
@@ -14,13 +14,16 @@ from ump_llm_connections.domain import (
     PoolStats,
     PoolUpdate,
 )
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
 
 router = APIRouter(prefix="/api/pools", tags=["pools"], dependencies=[Clean])
 
 
 @router.post("", status_code=201, summary="Create a pool")
-async def create_pool(body: PoolCreate, pools: PoolsDep, caller: PrincipalDep) -> PoolRead:
-    return await pools.create(body, caller=caller)
+async def create_pool(body: PoolCreate, pools: PoolsDep, actor: ActorDep) -> PoolRead:
+    created = await pools.create(body, caller=actor.caller)
+    await actor.did(AuditAction.pool_create, _target(created), body.model_fields_set)
+    return created
 
 
 @router.get("", summary="List pools")
@@ -34,15 +37,16 @@ async def get_pool(pool_id: str, pools: PoolsDep, caller: PrincipalDep) -> PoolR
 
 
 @router.patch("/{pool_id}", summary="Change a pool; members replaces the whole list")
-async def update_pool(
-    pool_id: str, body: PoolUpdate, pools: PoolsDep, caller: PrincipalDep
-) -> PoolRead:
-    return await pools.update(pool_id, body, caller=caller)
+async def update_pool(pool_id: str, body: PoolUpdate, pools: PoolsDep, actor: ActorDep) -> PoolRead:
+    updated = await pools.update(pool_id, body, caller=actor.caller)
+    await actor.did(AuditAction.pool_update, _target(updated), body.model_fields_set)
+    return updated
 
 
 @router.delete("/{pool_id}", status_code=204, summary="Delete a pool (not its connections)")
-async def delete_pool(pool_id: str, pools: PoolsDep, caller: PrincipalDep) -> Response:
-    await pools.delete(pool_id, caller=caller)
+async def delete_pool(pool_id: str, pools: PoolsDep, actor: ActorDep) -> Response:
+    deleted = await pools.delete(pool_id, caller=actor.caller)
+    await actor.did(AuditAction.pool_delete, _target(deleted))
     return Response(status_code=204)
 
 
@@ -54,3 +58,7 @@ async def pool_stats(
     window: Annotated[str, Query(description="How far back: 30m, 24h, 7d (at most 31d)")] = "24h",
 ) -> PoolStats:
     return await usage.pool(pool_id, window=window, caller=caller)
+
+
+def _target(pool: PoolRead) -> AuditTarget:
+    return AuditTarget(TargetType.pool, pool.id, pool.name)

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter
 
-from ump_llm_connections.api.deps import AdminDep, Clean, TokensDep
+from ump_llm_connections.api.deps import ActorDep, AdminDep, Clean, TokensDep
 from ump_llm_connections.domain.access import TokenCreate, TokenCreated, TokenList, TokenRead
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
 
 __all__ = ["router"]
 
@@ -17,8 +18,12 @@ Ref = Annotated[str, "a token's id (UUID) or its key id"]
 
 
 @router.post("", status_code=201, summary="Create a token (shown once, in this response)")
-async def create_token(body: TokenCreate, tokens: TokensDep, admin: AdminDep) -> TokenCreated:
-    return await tokens.create(body, created_by=admin.owner or admin.name)
+async def create_token(
+    body: TokenCreate, tokens: TokensDep, admin: AdminDep, actor: ActorDep
+) -> TokenCreated:
+    created = await tokens.create(body, created_by=admin.owner or admin.name)
+    await actor.did(AuditAction.token_create, _target(created), body.model_fields_set)
+    return created
 
 
 @router.get("", summary="List tokens (their key ids, never the tokens)")
@@ -32,5 +37,11 @@ async def get_token(token_id: Ref, tokens: TokensDep, _: AdminDep) -> TokenRead:
 
 
 @router.delete("/{token_id}", summary="Revoke a token (it stops working at once)")
-async def revoke_token(token_id: Ref, tokens: TokensDep, _: AdminDep) -> TokenRead:
-    return await tokens.revoke(token_id)
+async def revoke_token(token_id: Ref, tokens: TokensDep, _: AdminDep, actor: ActorDep) -> TokenRead:
+    revoked = await tokens.revoke(token_id)
+    await actor.did(AuditAction.token_revoke, _target(revoked))
+    return revoked
+
+
+def _target(token: TokenRead) -> AuditTarget:
+    return AuditTarget(TargetType.token, token.id, token.name)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from ump_llm_connections.api.deps import Clean, Offset, PrincipalDep, WebhooksDep
+from ump_llm_connections.api.deps import ActorDep, Clean, Offset, PrincipalDep, WebhooksDep
 from ump_llm_connections.domain import (
     WebhookCreate,
     WebhookCreated,
@@ -14,15 +14,19 @@ from ump_llm_connections.domain import (
     WebhookList,
     WebhookRead,
 )
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"], dependencies=[Clean])
 
 
 @router.post("", status_code=201, summary="Create a webhook; the answer shows its secret, once")
 async def create_webhook(
-    body: WebhookCreate, webhooks: WebhooksDep, caller: PrincipalDep
+    body: WebhookCreate, webhooks: WebhooksDep, actor: ActorDep
 ) -> WebhookCreated:
-    return await webhooks.create(body, caller=caller)
+    created = await webhooks.create(body, caller=actor.caller)
+    fields = body.model_fields_set | {"secret"}  # one is made when none is sent
+    await actor.did(AuditAction.webhook_create, _target(created), fields)
+    return created
 
 
 @router.get("", summary="List webhooks")
@@ -36,8 +40,9 @@ async def get_webhook(webhook_id: str, webhooks: WebhooksDep, caller: PrincipalD
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook and its deliveries")
-async def delete_webhook(webhook_id: str, webhooks: WebhooksDep, caller: PrincipalDep) -> Response:
-    await webhooks.delete(webhook_id, caller=caller)
+async def delete_webhook(webhook_id: str, webhooks: WebhooksDep, actor: ActorDep) -> Response:
+    deleted = await webhooks.delete(webhook_id, caller=actor.caller)
+    await actor.did(AuditAction.webhook_delete, _target(deleted))
     return Response(status_code=204)
 
 
@@ -50,3 +55,8 @@ async def deliveries(
     offset: Offset = 0,
 ) -> WebhookDeliveryPage:
     return await webhooks.deliveries(webhook_id, limit=limit, offset=offset, caller=caller)
+
+
+def _target(webhook: WebhookRead) -> AuditTarget:
+    """A webhook by id; its URL is not its name (paths and queries often carry tokens)."""
+    return AuditTarget(TargetType.webhook, webhook.id)

@@ -27,6 +27,7 @@ from ump_llm_connections.domain.input import Body, SingleLine
 from ump_llm_connections.errors import Forbidden, InvalidInput
 
 __all__ = [
+    "ANONYMOUS",
     "OPEN_ACCESS",
     "TOKEN_PREFIX",
     "AuditEntry",
@@ -112,6 +113,9 @@ class Principal:
 
 OPEN_ACCESS = Principal(token_id=None, name="local", role=Role.admin)
 """The caller of a server on loopback with no token in its database: may do everything."""
+
+ANONYMOUS = Principal(token_id=None, name="anonymous", role=Role.member)
+"""A caller whose token was refused, as the audit log names it: may see nothing."""
 
 
 def _in_the_future(value: datetime) -> datetime:
