@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# A host name (any script), or "*." and a domain: what UMP_UPSTREAM_ALLOWLIST holds beside IPs.
+_HOST_PATTERN = re.compile(r"(\*\.)?[\w-]+(\.[\w-]+)*\.?")
 
 
 def is_loopback(host: str) -> bool:
@@ -77,8 +80,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
     audit_retention_days: int = Field(default=365, ge=1, le=36_500)
+    # Hosts members may name in a base_url or webhook url: names, *.suffix, IPs, CIDRs.
+    upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @field_validator("allowed_hosts", "trusted_proxies", "upstream_allowlist", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -93,6 +98,20 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network (CIDR)") from None
+        return value
+
+    @field_validator("upstream_allowlist")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(bind_address(item), strict=False)
+            except ValueError:
+                if not _HOST_PATTERN.fullmatch(item.lower()):
+                    raise ValueError(
+                        f"{item!r} is not a host name, '*.' and a domain, an IP address or a "
+                        "network (CIDR)"
+                    ) from None
         return value
 
     @property

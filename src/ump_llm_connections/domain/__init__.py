@@ -124,6 +124,15 @@ from ump_llm_connections.domain.names import (
     Name,
     name_key,
 )
+from ump_llm_connections.domain.network import (
+    METADATA_WHY,
+    IPAddress,
+    blocked_address,
+    check_upstream_allowed,
+    metadata_host,
+    parse_host,
+    upstream_allowed,
+)
 from ump_llm_connections.domain.pools import (
     Members,
     PoolCreate,
@@ -174,6 +183,7 @@ __all__ = [
     "MAX_AUDIT_FIELDS",
     "MAX_MESSAGES",
     "MAX_NAME_KEY",
+    "METADATA_WHY",
     "OLLAMA_PORT",
     "OPEN_ACCESS",
     "PROBE_ERROR",
@@ -218,6 +228,7 @@ __all__ = [
     "HealthState",
     "HealthSummary",
     "HealthWindow",
+    "IPAddress",
     "Integer",
     "InvalidField",
     "IsoTime",
@@ -287,8 +298,10 @@ __all__ = [
     "WebhookUrl",
     "Weight",
     "after_check",
+    "blocked_address",
     "check_headers",
     "check_keys_follow_host",
+    "check_upstream_allowed",
     "default_api_format",
     "field_names",
     "header_value",
@@ -297,6 +310,9 @@ __all__ = [
     "is_expired",
     "mask_key",
     "mask_value",
+    "metadata_host",
     "name_key",
     "ownership",
+    "parse_host",
+    "upstream_allowed",
 ]

@@ -8,6 +8,7 @@ import re
 from urllib.parse import SplitResult, urlsplit
 
 from ump_llm_connections.domain.input import InvalidField
+from ump_llm_connections.domain.network import METADATA_WHY, metadata_host
 
 __all__ = [
     "HOP_BY_HOP_HEADERS",
@@ -41,13 +42,21 @@ _NOT_IN_URL = re.compile(r'[\s\x00-\x1f\x7f-\x9f<>"{}|\\^`]')
 
 
 def http_url(value: str, field: str, *, credentials: str) -> SplitResult:
-    """An http(s) URL with a host, a valid port and no user:password (``credentials`` says
-    where those belong instead)."""
+    """An http(s) URL with a host that is no cloud metadata endpoint (``network.py``), a valid
+    port and no user:password (``credentials`` says where those belong instead)."""
     if _NOT_IN_URL.search(value):
         raise ValueError(f'{field} must not contain spaces, control characters or <>"{{}}|\\^`')
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{field} must be an http:// or https:// URL with a host")
+    try:
+        refused = metadata_host(parts.hostname)
+    except ValueError as exc:
+        raise ValueError(f"{field}: {exc}") from None
+    if refused:
+        raise ValueError(
+            f"{field} must not point at a cloud metadata endpoint ({refused}): {METADATA_WHY}"
+        )
     if parts.username or parts.password:
         raise ValueError(f"{field} must not carry credentials: {credentials}")
     try:

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.providers.egress import BlockedAddress, guarded_socket
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
 from ump_llm_connections.providers.redact import redact
@@ -88,8 +89,12 @@ class HttpCall:
 
 
 def create_http_session() -> aiohttp.ClientSession:
-    """The one pooled client session of a process, shared by every adapter."""
-    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+    """The one pooled client session of a process, shared by every adapter, the health probes
+    and the webhooks. Its sockets refuse cloud metadata addresses (``egress.py``); no call it
+    makes follows a redirect (``allow_redirects=False`` everywhere)."""
+    connector = aiohttp.TCPConnector(
+        limit=0, ttl_dns_cache=300, enable_cleanup_closed=True, socket_factory=guarded_socket
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=None),
@@ -260,6 +265,10 @@ class Adapter(ABC):
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise self._timeout_error() from None
         except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedAddress):
+                raise self._error(
+                    ErrorKind.unreachable, f"{self.target.host}: {exc.os_error.strerror}"
+                ) from None
             reason = exc.os_error.strerror or str(exc.os_error)
             raise self._error(
                 ErrorKind.unreachable,
@@ -298,6 +307,11 @@ class Adapter(ABC):
             kind, text = ErrorKind.timeout, f"{status} from {host}: the upstream timed out"
         elif status >= 500:
             kind, text = ErrorKind.server_error, f"{status} from {host}: the server failed"
+        elif status < 400:  # never followed: a redirect could lead to a metadata endpoint
+            kind = ErrorKind.bad_request
+            text = (
+                f"{status} from {host}: redirects are not followed; put where it leads in base_url"
+            )
         else:
             kind, text = ErrorKind.bad_request, f"{status} from {host}: the request was refused"
         if detail:
