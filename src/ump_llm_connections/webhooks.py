@@ -270,7 +270,7 @@ class WebhookService:
         await self.dispatcher.stop()
 
     async def create(self, data: WebhookCreate) -> WebhookCreated:
-        secret = data.secret or secrets.token_urlsafe(32)
+        secret = data.secret.reveal() if data.secret else secrets.token_urlsafe(32)
         webhook_id, now = uuid.uuid4(), utcnow()
         row = WebhookRow(
             id=webhook_id,

@@ -88,6 +88,7 @@ from ump_llm_connections.domain.input import (
     TextBlock,
     header_value,
     invalid_input,
+    single_line,
 )
 from ump_llm_connections.domain.names import (
     MAX_NAME_KEY,
@@ -113,6 +114,7 @@ from ump_llm_connections.domain.pools import (
     PresetKey,
     PresetSkipped,
 )
+from ump_llm_connections.domain.secret import SECRET_MASK, SecretRules, SecretText
 from ump_llm_connections.domain.usage import (
     ConnectionUsage,
     PoolUsage,
@@ -147,6 +149,7 @@ __all__ = [
     "PROBE_ERROR",
     "RESERVED_NAMES",
     "SECRET_HEADER_NAMES",
+    "SECRET_MASK",
     "SORT_FIELDS",
     "TYPE_API_FORMAT",
     "WEBHOOK_ALL_EVENTS",
@@ -208,6 +211,8 @@ __all__ = [
     "ReportRow",
     "Retries",
     "Secret",
+    "SecretRules",
+    "SecretText",
     "ShortText",
     "SingleLine",
     "Source",
@@ -245,4 +250,5 @@ __all__ = [
     "mask_key",
     "mask_value",
     "name_key",
+    "single_line",
 ]
