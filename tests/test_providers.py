@@ -15,6 +15,7 @@ from tests.upstreams.base import Behaviour, FakeUpstream, ToolCall
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
+from ump_llm_connections.domain import SecretText
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Adapter, Target, create_http_session
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
@@ -56,7 +57,7 @@ def upstream(request: pytest.FixtureRequest) -> Iterator[Upstream]:
             api_format=request.param,
             base_url=fake.url + path,
             model="fake-model",
-            api_key=KEY,
+            api_key=SecretText(KEY),
             timeout=2,
             max_retries=0,
         )
@@ -202,7 +203,7 @@ async def test_http_errors_are_classified(
 
 async def test_auth_error_says_what_to_do(upstream: Upstream, http: aiohttp.ClientSession) -> None:
     with pytest.raises(ProviderError) as caught:
-        await adapter(upstream, http, api_key="sk-wrong-key-000000000000").chat(HELLO)
+        await adapter(upstream, http, api_key=SecretText("sk-wrong-key-000000000000")).chat(HELLO)
     assert caught.value.kind is ErrorKind.auth
     assert "check the API key" in caught.value.message
 

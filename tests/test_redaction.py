@@ -25,6 +25,7 @@ from tests.upstreams.base import Behaviour, FakeUpstream
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
+from ump_llm_connections.domain import SecretText
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Target, create_http_session
 from ump_llm_connections.providers.errors import ProviderError
@@ -35,6 +36,8 @@ KEY = "sk-proj-Redaction0Test1Key2abcdefghijklmnopqrstuvwxyz"
 TENANT = "tenant-Secret-Value-9876543210"
 HEADERS = {"X-Tenant-Token": TENANT}
 SECRETS = (KEY, TENANT)
+SEALED = tuple(SecretText(secret) for secret in SECRETS)
+SEALED_HEADERS = {name: SecretText(value) for name, value in HEADERS.items()}
 PADDINGS = [0, 261, 270, 290, 299, 5_000]
 FORMATS = {
     "openai": (FakeOpenAI, "/v1"),
@@ -70,7 +73,7 @@ def leaked(text: str) -> list[str]:
     ],
 )
 def test_redact_removes_every_piece_of_a_secret(text: str) -> None:
-    redacted = redact(text, SECRETS)
+    redacted = redact(text, SEALED)
     assert leaked(redacted) == []
     assert "[redacted]" in redacted
 
@@ -90,7 +93,7 @@ def test_redact_removes_every_piece_of_a_secret(text: str) -> None:
 )
 def test_redact_removes_credentials_it_does_not_know(text: str, expected: str) -> None:
     """An echoed credential is removed even when it is not this connection's."""
-    assert redact(text, SECRETS) == expected
+    assert redact(text, SEALED) == expected
 
 
 @pytest.mark.parametrize(
@@ -102,7 +105,7 @@ def test_redact_removes_credentials_it_does_not_know(text: str, expected: str) -
     ],
 )
 def test_redact_leaves_ordinary_words(text: str) -> None:
-    assert redact(text, SECRETS) == text
+    assert redact(text, SEALED) == text
 
 
 # -- every adapter --------------------------------------------------------------------------
@@ -124,23 +127,23 @@ def echoing(request: pytest.FixtureRequest) -> Iterator[tuple[FakeUpstream, Targ
             api_format=request.param,
             base_url=fake.url + path,
             model="fake-model",
-            api_key=KEY,
+            api_key=SecretText(KEY),
             timeout=5,
             max_retries=0,
-            extra_headers=HEADERS,
+            extra_headers=SEALED_HEADERS,
         )
         yield fake, target
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("status", [401, 400, 500])
-@pytest.mark.parametrize("headers", [HEADERS, {}], ids=["extra-headers", "key-only"])
+@pytest.mark.parametrize("headers", [SEALED_HEADERS, {}], ids=["extra-headers", "key-only"])
 async def test_adapter_errors_carry_no_piece_of_a_secret(
     echoing: tuple[FakeUpstream, Target],
     http: aiohttp.ClientSession,
     padding: int,
     status: int,
-    headers: dict[str, str],
+    headers: dict[str, SecretText],
 ) -> None:
     """Key only, 261 "x"s put the key's first characters just before the old cut."""
     fake, target = echoing

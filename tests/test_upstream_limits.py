@@ -22,6 +22,7 @@ from tests.upstreams.base import Behaviour, FakeUpstream
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
+from ump_llm_connections.domain import SecretText
 from ump_llm_connections.health import probe
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import (
@@ -51,7 +52,7 @@ def fake(request: pytest.FixtureRequest) -> Iterator[tuple[FakeUpstream, Target]
             api_format=request.param,
             base_url=running.url + path,
             model="fake-model",
-            api_key=KEY,
+            api_key=SecretText(KEY),
             timeout=5,
             max_retries=0,
             max_response_bytes=LIMIT,
@@ -267,7 +268,9 @@ async def test_a_test_probe_reads_no_more_than_the_limit(http: aiohttp.ClientSes
     runs past the limit (each of its events being small)."""
     with FakeOpenAI(api_key=KEY) as fake:
         fake.behaviour, fake.body_bytes = Behaviour.long_answer, 4 * LIMIT
-        target = Target("openai", f"{fake.url}/v1", "fake-model", KEY, max_response_bytes=LIMIT)
+        target = Target(
+            "openai", f"{fake.url}/v1", "fake-model", SecretText(KEY), max_response_bytes=LIMIT
+        )
         found = await probe(target, http, "hi", 5, None)
     assert found.error is not None
     assert found.error.kind is ErrorKind.bad_response

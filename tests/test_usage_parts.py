@@ -23,7 +23,7 @@ from tests.upstreams.base import FakeUpstream
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
-from ump_llm_connections.domain import ReportRow
+from ump_llm_connections.domain import ReportRow, SecretText
 from ump_llm_connections.gateway.usage import report
 from ump_llm_connections.gateway.wire import ChunkWriter, usage_json
 from ump_llm_connections.providers import adapter_for
@@ -73,7 +73,9 @@ async def test_each_format_maps_its_counts_to_the_parts(
 ) -> None:
     fake_class, path, (read, write, reasoning) = PARTS[api_format]
     with cached(fake_class(api_key=KEY)) as fake:
-        target = Target(api_format, fake.url + path, "fake-model", KEY, timeout=5, max_retries=0)
+        target = Target(
+            api_format, fake.url + path, "fake-model", SecretText(KEY), timeout=5, max_retries=0
+        )
         answer = await adapter_for(target, http).chat(HELLO)
         streamed = [c.usage async for c in adapter_for(target, http).stream(HELLO) if c.usage]
     for usage in (answer.usage, streamed[-1]):
@@ -90,7 +92,7 @@ async def test_an_unknown_anthropic_block_is_refused_not_dropped(
     http: aiohttp.ClientSession,
 ) -> None:
     with FakeAnthropic(api_key=KEY) as fake:
-        target = Target("anthropic", fake.url + "/v1", "fake-model", KEY, max_retries=0)
+        target = Target("anthropic", fake.url + "/v1", "fake-model", SecretText(KEY), max_retries=0)
         adapter = adapter_for(target, http)
         fake.first_block = (
             {"type": "thinking", "thinking": "", "signature": ""},
@@ -116,7 +118,7 @@ async def test_an_unknown_anthropic_block_is_refused_not_dropped(
 async def test_an_anthropic_tool_use_without_an_input_object_is_refused(
     http: aiohttp.ClientSession,
 ) -> None:
-    target = Target("anthropic", "http://127.0.0.1:9/v1", "m", KEY)
+    target = Target("anthropic", "http://127.0.0.1:9/v1", "m", SecretText(KEY))
     block = {"type": "tool_use", "id": "t1", "name": "get_weather", "input": "Paris"}
     with pytest.raises(ProviderError) as raised:
         adapter_for(target, http).parse_response({"content": [block]})
@@ -125,7 +127,7 @@ async def test_an_anthropic_tool_use_without_an_input_object_is_refused(
 
 
 async def test_a_gemini_part_nothing_can_carry_is_refused(http: aiohttp.ClientSession) -> None:
-    adapter = adapter_for(Target("google", "http://127.0.0.1:9", "m", KEY), http)
+    adapter = adapter_for(Target("google", "http://127.0.0.1:9", "m", SecretText(KEY)), http)
 
     def answer(*parts: dict[str, Any]) -> dict[str, Any]:
         return {"candidates": [{"content": {"parts": list(parts)}, "finishReason": "STOP"}]}

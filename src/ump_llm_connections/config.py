@@ -6,7 +6,7 @@ import ipaddress
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8002, ge=1, le=65535)
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one object a line (logs.py)
     access_log: bool = False  # usage rows record every gateway call; a line per request is cost
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upstream_bytes: int = Field(default=16 * 1_048_576, ge=1024)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from ump_llm_connections.domain import (
     ConnectionStatus,
     ConnectionType,
     ConnectionUpdate,
+    SecretText,
     Summary,
     default_api_format,
     invalid_input,
@@ -292,7 +293,7 @@ class Registry:
         if row.api_key_encrypted is not None:
             if self._keys is None:
                 raise ConfigurationError("no server key is loaded: API keys cannot be read")
-            key = self._keys.decrypt(row.api_key_encrypted, context=str(row.id))
+            key = SecretText(self._keys.decrypt(row.api_key_encrypted, context=str(row.id)))
         return _target(
             row, key, self._open_headers(row.id, row.extra_headers), self._max_upstream_bytes
         )
@@ -383,16 +384,23 @@ class Registry:
         except ConfigurationError:  # the start-up check names the key; a read still answers
             return "…"
 
-    def _seal_headers(self, connection_id: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
+    def _seal_headers(
+        self, connection_id: uuid.UUID, headers: Mapping[str, SecretText]
+    ) -> dict[str, str]:
         if not headers:
             return {}
         if self._keys is None:
             raise ConfigurationError("no server key is loaded: header values cannot be stored")
         context = str(connection_id)
-        return {name: self._keys.encrypt(value, context=context) for name, value in headers.items()}
+        return {
+            name: self._keys.encrypt(value.reveal(), context=context)
+            for name, value in headers.items()
+        }
 
-    def _open_headers(self, connection_id: uuid.UUID, headers: dict[str, str]) -> dict[str, str]:
-        """Header values in plain text (those stored before encryption are already)."""
+    def _open_headers(
+        self, connection_id: uuid.UUID, headers: dict[str, str]
+    ) -> dict[str, SecretText]:
+        """Header values decrypted, and sealed (those stored before encryption are plain)."""
         if not headers:
             return {}
         opened = {}
@@ -401,14 +409,14 @@ class Registry:
                 if self._keys is None:
                     raise ConfigurationError("no server key is loaded: headers cannot be read")
                 value = self._keys.decrypt(value, context=str(connection_id))
-            opened[name] = value
+            opened[name] = SecretText(value)
         return opened
 
-    def _set_key(self, row: ConnectionRow, key: str) -> None:
+    def _set_key(self, row: ConnectionRow, key: SecretText) -> None:
         if self._keys is None:
             raise ConfigurationError("no server key is loaded: API keys cannot be stored")
-        row.api_key_encrypted = self._keys.encrypt(key, context=str(row.id))
-        row.api_key_mask = mask_key(key)
+        row.api_key_encrypted = self._keys.encrypt(key.reveal(), context=str(row.id))
+        row.api_key_mask = mask_key(key.reveal())
 
 
 def scope_of(c: ConnectionRead) -> tuple[str | None, str | None]:
@@ -428,7 +436,10 @@ def event_data(c: ConnectionRead) -> dict[str, Any]:
 
 
 def _target(
-    source: ConnectionRow | ConnectionCreate, key: str | None, headers: dict[str, str], limit: int
+    source: ConnectionRow | ConnectionCreate,
+    key: SecretText | None,
+    headers: Mapping[str, SecretText],
+    limit: int,
 ) -> Target:
     return Target(
         api_format=str(source.api_format),

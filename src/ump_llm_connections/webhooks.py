@@ -293,7 +293,7 @@ class WebhookService:
     async def create(
         self, data: WebhookCreate, *, caller: Principal = OPEN_ACCESS
     ) -> WebhookCreated:
-        secret = data.secret or secrets.token_urlsafe(32)
+        secret = data.secret.reveal() if data.secret else secrets.token_urlsafe(32)
         webhook_id, now = uuid.uuid4(), utcnow()
         row = WebhookRow(
             id=webhook_id,

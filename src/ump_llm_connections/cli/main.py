@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Annotated
 
 import typer
@@ -14,6 +13,7 @@ from ump_llm_connections.cli.connections import connections_app
 from ump_llm_connections.cli.tokens import tokens_app
 from ump_llm_connections.config import bind_address, is_loopback
 from ump_llm_connections.datadir import remember
+from ump_llm_connections.logs import logging_config
 from ump_llm_connections.secrets import generate_key
 from ump_llm_connections.service import Service
 from ump_llm_connections.store.tokens import TokenStore
@@ -67,7 +67,6 @@ def serve(
 ) -> None:
     """Start the API server (migrations are applied first)."""
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
     from ump_llm_connections.api.app import create_app
     from ump_llm_connections.api.server import Server
@@ -91,12 +90,7 @@ def serve(
             2,
         )
     remember(settings)  # so the connections commands find this database from anywhere
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["ump_llm_connections"] = {
-        "handlers": ["default"],
-        "level": log_level.upper(),
-        "propagate": False,
-    }
+    log_config = logging_config(settings)  # UMP_LOG_FORMAT: text or json
     application = create_app(settings)
     config = uvicorn.Config(
         application,

@@ -117,6 +117,7 @@ from ump_llm_connections.domain.input import (
     TextBlock,
     header_value,
     invalid_input,
+    single_line,
 )
 from ump_llm_connections.domain.names import (
     MAX_NAME_KEY,
@@ -151,6 +152,7 @@ from ump_llm_connections.domain.pools import (
     PresetKey,
     PresetSkipped,
 )
+from ump_llm_connections.domain.secret import SECRET_MASK, SecretRules, SecretText
 from ump_llm_connections.domain.usage import (
     ConnectionUsage,
     PoolUsage,
@@ -189,6 +191,7 @@ __all__ = [
     "PROBE_ERROR",
     "RESERVED_NAMES",
     "SECRET_HEADER_NAMES",
+    "SECRET_MASK",
     "SORT_FIELDS",
     "TOKEN_PREFIX",
     "TYPE_API_FORMAT",
@@ -262,6 +265,8 @@ __all__ = [
     "Retries",
     "Role",
     "Secret",
+    "SecretRules",
+    "SecretText",
     "ShareRequest",
     "ShortText",
     "SingleLine",
@@ -314,5 +319,6 @@ __all__ = [
     "name_key",
     "ownership",
     "parse_host",
+    "single_line",
     "upstream_allowed",
 ]

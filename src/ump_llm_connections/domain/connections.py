@@ -37,6 +37,7 @@ from ump_llm_connections.domain.input import (
     header_value,
 )
 from ump_llm_connections.domain.names import Name
+from ump_llm_connections.domain.secret import SecretRules, SecretText
 
 __all__ = [
     "DEFAULT_BASE_URLS",
@@ -142,7 +143,8 @@ Tag = Annotated[
 HeaderName = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 ]
-HeaderValue = Annotated[str, StringConstraints(max_length=2000), AfterValidator(header_value)]
+# Every header value may be a credential (X-Auth-Token, Ocp-Apim-Subscription-Key…): sealed.
+HeaderValue = Annotated[SecretText, SecretRules(max_length=2000, check=header_value)]
 BaseUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_base_url)]
 ApiKey = Secret
 Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_check_tags)]

@@ -18,7 +18,6 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
-    StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
     model_validator,
@@ -26,6 +25,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from ump_llm_connections.domain.secret import SecretRules, SecretText
 from ump_llm_connections.errors import InvalidInput
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "TextBlock",
     "header_value",
     "invalid_input",
+    "single_line",
 ]
 
 _PYDANTIC_ERRORS = frozenset(get_args(ErrorType))
@@ -51,7 +52,7 @@ _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 MAX_MESSAGES = 10  # problems spelled out in one error message; the rest are counted
 
 
-def _single_line(value: str) -> str:
+def single_line(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     return value
@@ -76,12 +77,11 @@ def header_value(value: str) -> str:
 
 
 # Metadata for Annotated[str, ...]: one line of text, or free text (a description).
-SingleLine = AfterValidator(_single_line)
+SingleLine = AfterValidator(single_line)
 TextBlock = AfterValidator(_text_block)
+# A key or token: one word, sealed (``secret.py``), never echoed even when refused.
 Secret = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=4096),
-    AfterValidator(_secret),
+    SecretText, SecretRules(min_length=1, max_length=4096, strip=True, check=_secret)
 ]
 Flag = Annotated[bool, Strict()]
 Integer = Annotated[int, Strict()]

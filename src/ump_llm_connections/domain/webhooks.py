@@ -16,7 +16,8 @@ from pydantic import (
 from ump_llm_connections.domain.connections import Description, UtcDateTime
 from ump_llm_connections.domain.endpoints import http_url
 from ump_llm_connections.domain.events import EVENT_TYPES
-from ump_llm_connections.domain.input import Body, Flag, SingleLine
+from ump_llm_connections.domain.input import Body, Flag, single_line
+from ump_llm_connections.domain.secret import SecretRules, SecretText
 
 __all__ = [
     "WEBHOOK_ALL_EVENTS",
@@ -60,7 +61,7 @@ EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_che
 WebhookEvents = Annotated[
     list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
 ]
-WebhookSecret = Annotated[str, StringConstraints(min_length=16, max_length=256), SingleLine]
+WebhookSecret = Annotated[SecretText, SecretRules(min_length=16, max_length=256, check=single_line)]
 
 
 class WebhookCreate(Body):

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain.secret import SecretText
 from ump_llm_connections.providers.base import Adapter, HttpCall
 from ump_llm_connections.providers.errors import ErrorKind
 from ump_llm_connections.providers.reading import sse_events
@@ -39,8 +40,10 @@ TOOL_CHOICES = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {
 class AnthropicAdapter(Adapter):
     api_format = "anthropic"
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"anthropic-version": self.target.api_version or DEFAULT_VERSION}
+    def _headers(self) -> dict[str, str | SecretText]:
+        headers: dict[str, str | SecretText] = {
+            "anthropic-version": self.target.api_version or DEFAULT_VERSION
+        }
         if self.target.api_key:
             headers["x-api-key"] = self.target.api_key
         return headers

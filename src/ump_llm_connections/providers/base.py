@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain.secret import SecretText
 from ump_llm_connections.providers.egress import BlockedAddress, guarded_socket
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
@@ -49,21 +50,22 @@ LIMIT_SETTING = "UMP_MAX_UPSTREAM_BYTES"
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where and how to reach one connection's model."""
+    """Where and how to reach one connection's model. The key and the header values are
+    sealed: a ``Target`` in a log line or a traceback's locals shows only their masks."""
 
     api_format: str
     base_url: str
     model: str
-    api_key: str | None = field(default=None, repr=False)
+    api_key: SecretText | None = None
     timeout: float = 60.0
     max_retries: int = 2
     organization_id: str | None = None
     api_version: str | None = None
     deployment: str | None = None
-    extra_headers: Mapping[str, str] = field(default_factory=dict)
+    extra_headers: Mapping[str, SecretText] = field(default_factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
-    def secrets(self) -> list[str]:
+    def secrets(self) -> list[SecretText]:
         """What must never appear in a message: the key and every extra header's value."""
         found = [value for value in self.extra_headers.values() if value]
         if self.api_key:
@@ -82,9 +84,12 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class HttpCall:
+    """One request to send; a header that carries a credential is a ``SecretText`` until
+    ``wire_headers`` hands it to the HTTP client."""
+
     method: str
     url: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str | SecretText]
     body: Any = None
 
 
@@ -247,18 +252,17 @@ class Adapter(ABC):
             ) from None
 
     async def _open(self, call: HttpCall, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
-        """Send the request; a non-2xx answer becomes a classified ``ProviderError``."""
-        headers = {**self.target.extra_headers, **call.headers}
-        body = None
-        if call.body is not None:
-            body = orjson.dumps(call.body)
-            headers["Content-Type"] = "application/json"
+        """Send the request; a non-2xx answer becomes a classified ``ProviderError``.
+
+        Neither the revealed headers nor an error body (which may echo them) is a local of this
+        frame: a traceback that prints its locals finds only sealed values here.
+        """
         try:
             response = await self.http.request(
                 call.method,
                 call.url,
-                data=body,
-                headers=headers,
+                data=orjson.dumps(call.body) if call.body is not None else None,
+                headers=self.wire_headers(call),
                 timeout=limits,
                 allow_redirects=False,
             )
@@ -281,13 +285,17 @@ class Adapter(ABC):
             ) from None
         if response.status < 300:
             return response
-        try:
-            raw = await read_limited(response, ERROR_BODY_BYTES)
-        except (TimeoutError, aiohttp.ClientError, BodyTooLarge):
-            raw = b""  # the rest is discarded: the connection closes rather than drain it
-        finally:
-            response.release()
-        raise self._http_error(response.status, raw, response.headers)
+        raise self._http_error(response.status, await _error_body(response), response.headers)
+
+    def wire_headers(self, call: HttpCall) -> dict[str, str]:
+        """The headers as sent: the connection's extra headers, then the call's, revealed here
+        and nowhere else."""
+        headers = {name: value.reveal() for name, value in self.target.extra_headers.items()}
+        for name, value in call.headers.items():
+            headers[name] = value.reveal() if isinstance(value, SecretText) else value
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        return headers
 
     def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> ProviderError:
         try:
@@ -368,6 +376,17 @@ class Adapter(ABC):
     ) -> ProviderError:
         message = redact(message, self.target.secrets())
         return ProviderError(kind, message, status=status, retry_after=retry_after)
+
+
+async def _error_body(response: aiohttp.ClientResponse) -> bytes:
+    """The start of an error answer; the rest is discarded (the connection closes rather than
+    drain it)."""
+    try:
+        return await read_limited(response, ERROR_BODY_BYTES)
+    except (TimeoutError, aiohttp.ClientError, BodyTooLarge):
+        return b""
+    finally:
+        response.release()
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain.secret import SecretText
 from ump_llm_connections.providers.base import Adapter, HttpCall
 from ump_llm_connections.providers.reading import sse_events
 from ump_llm_connections.providers.types import (
@@ -40,7 +41,7 @@ CALLING_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
 class GoogleAdapter(Adapter):
     api_format = "google"
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> dict[str, str | SecretText]:
         key = self.target.api_key
         return {"x-goog-api-key": key} if key else {}
 

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain.secret import SecretText
 from ump_llm_connections.providers.base import Adapter, HttpCall
 from ump_llm_connections.providers.reading import ndjson_lines
 from ump_llm_connections.providers.types import (
@@ -26,9 +27,9 @@ from ump_llm_connections.providers.types import (
 class OllamaAdapter(Adapter):
     api_format = "ollama"
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> dict[str, str | SecretText]:
         key = self.target.api_key
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Authorization": SecretText(f"Bearer {key.reveal()}")} if key else {}
 
     def _url(self, path: str) -> str:
         return self.target.base_url.rstrip("/") + path

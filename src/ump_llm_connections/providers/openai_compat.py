@@ -11,6 +11,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
+from ump_llm_connections.domain.secret import SecretText
 from ump_llm_connections.providers.base import Adapter, HttpCall
 from ump_llm_connections.providers.reading import sse_events
 from ump_llm_connections.providers.types import (
@@ -32,13 +33,14 @@ class OpenAICompatAdapter(Adapter):
     def _azure(self) -> bool:
         return bool(self.target.deployment and self.target.api_version)
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self) -> dict[str, str | SecretText]:
         key = self.target.api_key
-        headers: dict[str, str] = {}
+        headers: dict[str, str | SecretText] = {}
         if key:
-            headers["api-key" if self._azure else "Authorization"] = (
-                key if self._azure else f"Bearer {key}"
-            )
+            if self._azure:
+                headers["api-key"] = key
+            else:
+                headers["Authorization"] = SecretText(f"Bearer {key.reveal()}")
         if self.target.organization_id:
             headers["OpenAI-Organization"] = self.target.organization_id
         return headers

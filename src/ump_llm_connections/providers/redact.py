@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ump_llm_connections.domain.secret import SecretText
+
 MIN_FRAGMENT = 6
 REDACTED = "[redacted]"
 
@@ -33,11 +35,12 @@ _CREDENTIAL = re.compile(
 _VALUE = re.compile(r"""[^\s"'<>,;&)}\]]+""")
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
+def redact(text: str, secrets: Iterable[SecretText]) -> str:
     """``text`` without any secret or any piece of one (see the module's docstring)."""
     text = _scrub_credentials(text)
     spans: list[tuple[int, int]] = []
-    for secret in secrets:
+    for sealed in secrets:
+        secret = sealed.reveal()
         for start in range(len(secret) - MIN_FRAGMENT + 1):
             piece = secret[start : start + MIN_FRAGMENT]
             found = text.find(piece)
