@@ -600,3 +600,44 @@ def test_changes_and_refused_sign_ins_are_in_the_audit_log(team: Team) -> None:
         everything = admin.get("/api/audit", params={"limit": 500}).text
     for secret in (KEY, new_key, "ump_nope"):
         assert secret[:12] not in everything
+
+
+def test_the_upstream_allowlist_binds_members_not_admins(
+    tmp_path: Path, fresh_database: Database
+) -> None:
+    server = start_server(
+        fresh_database,
+        tmp_path / "data",
+        UMP_GATEWAY_REFRESH_S="0.05",
+        UMP_HEALTH_MONITOR="false",
+        UMP_UPSTREAM_ALLOWLIST="127.0.0.1,*.internal.example",
+    )
+    try:
+        admin_token = create_token(server, "--name", "root", "--role", "admin")
+        member_token = create_token(server, "--name", "m", "--role", "member", "--team", "t")
+        local = {"connection_type": "local", "model_name": "m", "base_url": "http://localhost:9"}
+        with (
+            server.client(headers={"Authorization": f"Bearer {member_token}"}) as member,
+            server.client(headers={"Authorization": f"Bearer {admin_token}"}) as admin,
+        ):
+            wait_until(lambda: member.get("/api/connections").status_code == 200)
+            refused = member.post("/api/connections", json={**local, "name": "off-list"})
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "base_url"
+            listed = {**local, "name": "on-list", "base_url": "http://127.0.0.1:9"}
+            made = member.post("/api/connections", json=listed)
+            assert made.status_code == 201, made.text
+            moved = member.patch(
+                f"/api/connections/{made.json()['id']}", json={"base_url": "http://localhost:9"}
+            )
+            assert moved.status_code == 422 and moved.json()["error"]["field"] == "base_url"
+            tested = member.post("/api/connections/test", json={"connection": local})
+            assert tested.json()["error"]["field"] == "connection.base_url"
+            hook = member.post(
+                "/api/webhooks", json={"url": "http://localhost:9/h", "events": ["*"]}
+            )
+            assert hook.status_code == 422 and hook.json()["error"]["field"] == "url"
+            assert (
+                admin.post("/api/connections", json={**local, "name": "admin"}).status_code == 201
+            )
+    finally:
+        server.stop()

@@ -283,10 +283,12 @@ class ConnectionTester:
         if stale:
             log.warning("%d connection(s) were left 'testing' by a stop; now 'unknown'", stale)
 
-    async def test_unsaved(self, request: UnsavedTestRequest) -> TestResult:
+    async def test_unsaved(
+        self, request: UnsavedTestRequest, *, caller: Principal = OPEN_ACCESS
+    ) -> TestResult:
         data = request.connection
         found = await probe(
-            self._registry.unsaved_target(data),
+            self._registry.unsaved_target(data, caller),
             self._http,
             request.prompt,
             request.max_tokens,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from ump_llm_connections.domain.access import (
     check_keys_follow_host,
     ownership,
 )
+from ump_llm_connections.domain.network import check_upstream_allowed
 from ump_llm_connections.errors import ConfigurationError, Forbidden, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
@@ -68,8 +69,10 @@ class Registry:
         events: EventBus | None = None,
         *,
         max_upstream_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        upstream_allowlist: Sequence[str] = (),
     ) -> None:
         self._store = store
+        self._allowlist = tuple(upstream_allowlist)  # where members may point connections
         self._keys = keys
         self._events = events or EventBus()
         self._max_upstream_bytes = max_upstream_bytes  # what its targets may read of an answer
@@ -121,6 +124,7 @@ class Registry:
     async def create(
         self, data: ConnectionCreate, *, caller: Principal = OPEN_ACCESS
     ) -> ConnectionRead:
+        self.check_upstream(str(data.base_url), caller, "base_url")
         row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
         row.owner, row.team = ownership(caller, data.owner, data.team, data.model_fields_set)
         row.extra_headers = self._seal_headers(row.id, data.extra_headers)
@@ -185,6 +189,8 @@ class Registry:
 
         def apply(row: ConnectionRow) -> None:
             merged = self._merge(row, patch)
+            if str(merged.base_url) != row.base_url:
+                self.check_upstream(str(merged.base_url), caller, "base_url")
             check_keys_follow_host(
                 row.base_url,
                 str(merged.base_url),
@@ -298,8 +304,9 @@ class Registry:
             row, key, self._open_headers(row.id, row.extra_headers), self._max_upstream_bytes
         )
 
-    def unsaved_target(self, data: ConnectionCreate) -> Target:
+    def unsaved_target(self, data: ConnectionCreate, caller: Principal = OPEN_ACCESS) -> Target:
         """Where to reach a configuration that is not saved (the Add dialog's test)."""
+        self.check_upstream(str(data.base_url), caller, "connection.base_url")
         return _target(data, data.api_key, data.extra_headers, self._max_upstream_bytes)
 
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
@@ -334,6 +341,11 @@ class Registry:
         if row is None or not caller.can_see(row.owner, row.team):
             raise _not_found(ref)
         return row
+
+    def check_upstream(self, url: str, caller: Principal, field: str) -> None:
+        """Members may name only hosts on ``UMP_UPSTREAM_ALLOWLIST`` (when it is set)."""
+        if self._allowlist and not caller.is_admin:
+            check_upstream_allowed(url, self._allowlist, field=field)
 
     async def _changeable(self, ref: str, caller: Principal) -> ConnectionRow:
         row = await self._row(ref, caller)

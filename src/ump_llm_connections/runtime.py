@@ -96,7 +96,12 @@ class Runtime:
             backoff_s=settings.webhook_backoff_s,
             owners=self.token_cache.principal,
         )
-        self.webhooks = WebhookService(webhook_store, service.keys, dispatcher)
+        self.webhooks = WebhookService(
+            webhook_store,
+            service.keys,
+            dispatcher,
+            upstream_allowlist=settings.upstream_allowlist,
+        )
         usage_store = UsageStore(service.sessions)
         self.usage = UsageReports(usage_store, service.registry, service.pools)
         self.recorder = UsageRecorder(

@@ -59,7 +59,13 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
         if keys is None:
             keys = load_keybox(secret_key=None, key_file=settings.key_file, create=True)
         assert keys is not None
-        registry = Registry(store, keys, events, max_upstream_bytes=settings.max_upstream_bytes)
+        registry = Registry(
+            store,
+            keys,
+            events,
+            max_upstream_bytes=settings.max_upstream_bytes,
+            upstream_allowlist=settings.upstream_allowlist,
+        )
         await registry.seal_headers()
     except BaseException:
         await engine.dispose()

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from ump_llm_connections.background import periodic
 from ump_llm_connections.clock import utcnow
-from ump_llm_connections.domain import Source
+from ump_llm_connections.domain import SecretText, Source
 from ump_llm_connections.domain.access import (
     TOKEN_PREFIX,
     Principal,
@@ -57,13 +57,13 @@ TOUCH_EVERY_S = 60.0  # how often last_used_at is written (batched)
 _DUMMY_HASH = hashlib.sha256(b"no such token").hexdigest()
 
 
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_token(token: SecretText) -> str:
+    return hashlib.sha256(token.reveal().encode()).hexdigest()
 
 
-def _new_token() -> tuple[str, str]:
+def _new_token() -> tuple[str, SecretText]:
     key_id = secrets.token_hex(KEY_ID_CHARS // 2)
-    return key_id, f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    return key_id, SecretText(f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}")
 
 
 def _principal(row: TokenRow) -> Principal:
@@ -158,11 +158,12 @@ class TokenCache:
         if await self._store.version() != self._version:
             await self.reload()
 
-    def check(self, token: str, now: datetime) -> Check:
+    def check(self, token: SecretText, now: datetime) -> Check:
         """Who presents ``token``; the digest is compared in constant time, and an unknown key
         id costs the same hash and comparison as a known one."""
-        key_id = token[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + KEY_ID_CHARS]
-        well_formed = len(token) == TOKEN_LENGTH and token.startswith(TOKEN_PREFIX)
+        plain = token.reveal()
+        key_id = plain[len(TOKEN_PREFIX) : len(TOKEN_PREFIX) + KEY_ID_CHARS]
+        well_formed = len(plain) == TOKEN_LENGTH and plain.startswith(TOKEN_PREFIX)
         entry = self._entries.get(key_id) if well_formed else None
         expected = entry.token_hash if entry is not None else _DUMMY_HASH
         matches = hmac.compare_digest(hash_token(token), expected)
@@ -208,7 +209,7 @@ class TokenService:
         await self._store.add(row)
         await self._changed()
         log.info("created %s token %r (%s)", row.role, row.name, row.key_id)
-        return TokenCreated(**token_read(row, now).model_dump(), token=token)
+        return TokenCreated(**token_read(row, now).model_dump(), token=token.reveal())
 
     async def list(self) -> list[TokenRead]:
         now = utcnow()

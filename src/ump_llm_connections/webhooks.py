@@ -28,7 +28,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -46,6 +46,7 @@ from ump_llm_connections.domain import (
     WebhookRead,
 )
 from ump_llm_connections.domain.access import OPEN_ACCESS, Principal, Role
+from ump_llm_connections.domain.network import check_upstream_allowed
 from ump_llm_connections.errors import ConfigurationError, InvalidInput, NotFound
 from ump_llm_connections.events import Event, EventBus
 from ump_llm_connections.secrets import KeyBox
@@ -279,10 +280,18 @@ class WebhookDispatcher:
 class WebhookService:
     """Create, read and delete webhooks; the dispatcher follows every change."""
 
-    def __init__(self, store: WebhookStore, keys: KeyBox, dispatcher: WebhookDispatcher) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        keys: KeyBox,
+        dispatcher: WebhookDispatcher,
+        *,
+        upstream_allowlist: Sequence[str] = (),
+    ) -> None:
         self._store = store
         self._keys = keys
         self.dispatcher = dispatcher
+        self._allowlist = tuple(upstream_allowlist)  # where members may send events
 
     async def start(self, events: EventBus) -> None:
         await self.dispatcher.start(events)
@@ -293,6 +302,8 @@ class WebhookService:
     async def create(
         self, data: WebhookCreate, *, caller: Principal = OPEN_ACCESS
     ) -> WebhookCreated:
+        if self._allowlist and not caller.is_admin:
+            check_upstream_allowed(data.url, self._allowlist, field="url")
         secret = data.secret.reveal() if data.secret else secrets.token_urlsafe(32)
         webhook_id, now = uuid.uuid4(), utcnow()
         row = WebhookRow(

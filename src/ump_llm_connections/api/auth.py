@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections.api.deps import CLIENT, PRINCIPAL
 from ump_llm_connections.clock import utcnow
+from ump_llm_connections.domain import SecretText
 from ump_llm_connections.domain.access import OPEN_ACCESS
 from ump_llm_connections.errors import error_body
 from ump_llm_connections.gateway.wire import error_json
@@ -117,13 +118,13 @@ class AuthMiddleware:
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ump-llm-connections"')]
 
 
-def _bearer(scope: Scope) -> str | None:
+def _bearer(scope: Scope) -> SecretText | None:
+    """The token of ``Authorization: Bearer <token>``, sealed at once."""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            token = str(credentials).strip()
-            if str(scheme).lower() == "bearer" and token:
-                return token
+            scheme, _, credentials = value.partition(b" ")
+            if scheme.lower() == b"bearer" and credentials.strip():
+                return SecretText(credentials.strip().decode("latin-1"))
             return None
     return None
 

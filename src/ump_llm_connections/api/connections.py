@@ -111,8 +111,10 @@ async def list_connections(
 
 
 @router.post("/test", summary="Test a configuration before saving it")
-async def run_unsaved_test(body: UnsavedTestRequest, tester: TesterDep) -> TestResult:
-    return await tester.test_unsaved(body)
+async def run_unsaved_test(
+    body: UnsavedTestRequest, tester: TesterDep, caller: PrincipalDep
+) -> TestResult:
+    return await tester.test_unsaved(body, caller=caller)
 
 
 @router.get("/summary", summary="Counts for the summary cards")
