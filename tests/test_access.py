@@ -630,7 +630,8 @@ def test_the_upstream_allowlist_binds_members_not_admins(
                 f"/api/connections/{made.json()['id']}", json={"base_url": "http://localhost:9"}
             )
             assert moved.status_code == 422 and moved.json()["error"]["field"] == "base_url"
-            tested = member.post("/api/connections/test", json={"connection": local})
+            unsaved = {**local, "name": "unsaved"}
+            tested = member.post("/api/connections/test", json={"connection": unsaved})
             assert tested.json()["error"]["field"] == "connection.base_url"
             hook = member.post(
                 "/api/webhooks", json={"url": "http://localhost:9/h", "events": ["*"]}
