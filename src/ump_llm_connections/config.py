@@ -79,18 +79,11 @@ class Settings(BaseSettings):
     # Decrypt-only server keys beside UMP_SECRET_KEY, while a rotation rewrites the rows.
     previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
 
-    @field_validator("allowed_hosts", "trusted_proxies", mode="before")
+    @field_validator("allowed_hosts", "trusted_proxies", "previous_secret_keys", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
             return [host.strip() for host in value.split(",") if host.strip()]
-        return value
-
-    @field_validator("previous_secret_keys", mode="before")
-    @classmethod
-    def _comma_separated_keys(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [key.strip() for key in value.split(",") if key.strip()]
         return value
 
     @field_validator("trusted_proxies")

@@ -99,7 +99,8 @@ class Registry:
                 "the database holds API keys or header values encrypted with server key "
                 f"{', '.join(foreign)}, but this server's keys are "
                 f"{', '.join(self._keys.key_ids)}: set UMP_SECRET_KEY (or the key file) to the "
-                "key used when they were saved, or list it in UMP_PREVIOUS_SECRET_KEYS"
+                "key used when they were saved (older keys: UMP_PREVIOUS_SECRET_KEYS beside "
+                "UMP_SECRET_KEY, or the key file's later lines)"
             )
 
     async def seal_headers(self) -> None:
