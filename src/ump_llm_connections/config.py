@@ -83,8 +83,16 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     # Hosts members may name in a base_url or webhook url: names, *.suffix, IPs, CIDRs.
     upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Decrypt-only server keys beside UMP_SECRET_KEY, while a rotation rewrites the rows.
+    previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
 
-    @field_validator("allowed_hosts", "trusted_proxies", "upstream_allowlist", mode="before")
+    @field_validator(
+        "allowed_hosts",
+        "trusted_proxies",
+        "upstream_allowlist",
+        "previous_secret_keys",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

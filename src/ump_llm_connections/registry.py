@@ -103,12 +103,14 @@ class Registry:
                 "found: set UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) "
                 "used before"
             )
-        foreign = sorted(set(stored) - {self._keys.key_id})
+        foreign = sorted(stored - set(self._keys.key_ids))
         if foreign:
             raise ConfigurationError(
                 "the database holds API keys or header values encrypted with server key "
-                f"{', '.join(foreign)}, but this server's key is {self._keys.key_id}: set "
-                "UMP_SECRET_KEY (or the key file) to the key used when they were saved"
+                f"{', '.join(foreign)}, but this server's keys are "
+                f"{', '.join(self._keys.key_ids)}: set UMP_SECRET_KEY (or the key file) to the "
+                "key used when they were saved (older keys: UMP_PREVIOUS_SECRET_KEYS beside "
+                "UMP_SECRET_KEY, or the key file's later lines)"
             )
 
     async def seal_headers(self) -> None:

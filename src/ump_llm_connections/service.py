@@ -54,7 +54,12 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
             await migrate.upgrade(engine)
         sessions = session_factory(engine)
         store = ConnectionStore(sessions, dialect=engine.dialect.name)
-        keys = load_keybox(secret_key=settings.secret_key, key_file=settings.key_file, create=False)
+        keys = load_keybox(
+            secret_key=settings.secret_key,
+            key_file=settings.key_file,
+            create=False,
+            previous_keys=settings.previous_secret_keys,
+        )
         await Registry(store, keys, events).check_keys()
         if keys is None:
             keys = load_keybox(secret_key=None, key_file=settings.key_file, create=True)

@@ -10,6 +10,7 @@ import typer
 from ump_llm_connections import __version__
 from ump_llm_connections.cli.common import DatabaseUrl, fail, settings_for, with_service
 from ump_llm_connections.cli.connections import connections_app
+from ump_llm_connections.cli.keys import rotate_key
 from ump_llm_connections.cli.tokens import tokens_app
 from ump_llm_connections.config import bind_address, is_loopback
 from ump_llm_connections.datadir import remember
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(connections_app, name="connections")
 app.add_typer(tokens_app, name="tokens")
+app.command("rotate-key")(rotate_key)
 
 
 @app.command()
