@@ -112,6 +112,10 @@ def test_a_token_is_printed_alone_on_stdout_and_listed_only_by_its_key_id(team: 
     assert token not in listed.stdout and token[4:16] in listed.stdout
     stored = team.server.db.query("SELECT token_hash FROM llm_api_tokens")
     assert all(token[16:] not in str(row) for row in stored)
+    audited = team.server.db.query(
+        "SELECT token_name, target_name FROM llm_audit_log WHERE action = 'token.create'"
+    )
+    assert ("cli", "ci job") in audited
 
 
 def test_no_token_or_a_bad_one_is_401_in_each_api_shape(team: Team) -> None:

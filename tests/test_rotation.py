@@ -428,6 +428,10 @@ def test_an_interrupted_rotation_is_finished_by_the_next_run(
     assert f"finishing the rotation to key {new_id}" in finished.stderr
     assert file_keys(data_dir) == [new, old]  # no third key
     assert key_ids_in_db(fresh_database) == {new_id}
+    audited = fresh_database.query(
+        "SELECT token_name, target_type, target_id FROM llm_audit_log WHERE action = 'key.rotate'"
+    )
+    assert audited == [("cli", "server_key", new_id)]  # the killed run wrote no row
 
     assert rotate(fresh_database, data_dir, "--drop-old").returncode == 0
     assert file_keys(data_dir) == [new]

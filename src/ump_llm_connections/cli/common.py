@@ -4,19 +4,25 @@ running a piece of work on an opened service."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ump_llm_connections.audit import AuditLog
 from ump_llm_connections.config import Settings
 from ump_llm_connections.datadir import locate
+from ump_llm_connections.domain.access import COMMAND_LINE
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget
 from ump_llm_connections.errors import ConfigurationError, UmpError
 from ump_llm_connections.service import Service, open_service
+from ump_llm_connections.store.audit import AuditStore
 
 __all__ = [
     "AsJson",
     "DatabaseUrl",
+    "audited",
     "connections_settings",
     "fail",
     "settings_for",
@@ -57,6 +63,17 @@ def connections_settings(database_url: str | None) -> Settings:
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+async def audited(
+    service: Service,
+    action: AuditAction,
+    target: AuditTarget | None = None,
+    fields: Iterable[str] = (),
+) -> None:
+    """An audit row for a change made from the command line (``cli``, no client address)."""
+    log = AuditLog(AuditStore(service.sessions), retention=timedelta(days=1))  # writes only
+    await log.record(COMMAND_LINE, None, action, target=target, fields=fields)
 
 
 def with_service(settings: Settings, work: Callable[[Service], Awaitable[T]]) -> T:

@@ -15,8 +15,15 @@ from typing import Annotated
 
 import typer
 
-from ump_llm_connections.cli.common import DatabaseUrl, connections_settings, fail, with_service
+from ump_llm_connections.cli.common import (
+    DatabaseUrl,
+    audited,
+    connections_settings,
+    fail,
+    with_service,
+)
 from ump_llm_connections.config import Settings
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
 from ump_llm_connections.errors import ConfigurationError
 from ump_llm_connections.rotation import BATCH_SIZE, KeyRotation, Rotated
 from ump_llm_connections.secrets import KeyBox, KeyFile, Signature, decode_key, key_id_for
@@ -109,10 +116,11 @@ def _rotate_key_file(settings: Settings, new: bytes | None, *, batch_size: int) 
             typer.echo(f"key file {key_file.path}: new primary key {key_id_for(new)}", err=True)
         else:
             typer.echo(f"finishing the rotation to key {primary}", err=True)
-        rotation = KeyRotation(
-            RotationStore(service.sessions), KeyBox.following(key_file), batch_size=batch_size
-        )
-        return await rotation.run(_Progress(), settle_s=_SETTLE_S if adding else 0.0)
+        ring = KeyBox.following(key_file)
+        rotation = KeyRotation(RotationStore(service.sessions), ring, batch_size=batch_size)
+        done = await rotation.run(_Progress(), settle_s=_SETTLE_S if adding else 0.0)
+        await _audit(service, done)
+        return done
 
     done = with_service(settings, work)
     typer.echo(_summary(done))
@@ -121,6 +129,14 @@ def _rotate_key_file(settings: Settings, new: bytes | None, *, batch_size: int) 
         "--drop-old`; keep a copy of them while you keep database backups made before now",
         err=True,
     )
+
+
+async def _audit(service: Service, done: Rotated) -> None:
+    """The rotation in the audit log, when it rewrote rows: the new key's id (public, a hash
+    prefix), never a key."""
+    if done.rows:
+        target = AuditTarget(TargetType.server_key, done.key_id, f"{done.rows} rows re-encrypted")
+        await audited(service, AuditAction.key_rotate, target)
 
 
 def _drop_old(settings: Settings) -> None:
@@ -169,7 +185,9 @@ def _from_environment(
 
     async def work(service: Service) -> Rotated:
         rotation = KeyRotation(RotationStore(service.sessions), service.keys, batch_size=batch_size)
-        return await rotation.run(_Progress())
+        done = await rotation.run(_Progress())
+        await _audit(service, done)
+        return done
 
     done = with_service(settings, work)
     if done.rows == 0 and not settings.previous_secret_keys:

@@ -17,13 +17,16 @@ from pydantic import ValidationError
 from ump_llm_connections.cli.common import (
     AsJson,
     DatabaseUrl,
+    audited,
     connections_settings,
     fail,
     with_service,
 )
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import Source, invalid_input
-from ump_llm_connections.domain.access import Role, TokenCreate, TokenRead
+from ump_llm_connections.domain.access import Role, TokenCreate, TokenCreated, TokenRead
+from ump_llm_connections.domain.audit import AuditAction, AuditTarget, TargetType
+from ump_llm_connections.service import Service
 from ump_llm_connections.store.tokens import TokenStore
 from ump_llm_connections.tokens import TokenService
 
@@ -83,10 +86,13 @@ def create(
         )
     except ValidationError as exc:
         raise fail(invalid_input(exc.errors()).message, 2) from None
-    created = with_service(
-        connections_settings(database_url),
-        lambda s: TokenService(TokenStore(s.sessions)).create(data, created_by="cli"),
-    )
+
+    async def work(service: Service) -> TokenCreated:
+        created = await TokenService(TokenStore(service.sessions)).create(data, created_by="cli")
+        await audited(service, AuditAction.token_create, _target(created), data.model_fields_set)
+        return created
+
+    created = with_service(connections_settings(database_url), work)
     typer.echo(f"created {created.role} token {created.name!r} ({created.key_id})", err=True)
     typer.echo("it is shown only now: store it in a secret manager", err=True)
     typer.echo(created.token)
@@ -114,11 +120,18 @@ def revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a token: it stops working on every server within UMP_GATEWAY_REFRESH_S."""
-    revoked = with_service(
-        connections_settings(database_url),
-        lambda s: TokenService(TokenStore(s.sessions)).revoke(token),
-    )
+
+    async def work(service: Service) -> TokenRead:
+        revoked = await TokenService(TokenStore(service.sessions)).revoke(token)
+        await audited(service, AuditAction.token_revoke, _target(revoked))
+        return revoked
+
+    revoked = with_service(connections_settings(database_url), work)
     typer.echo(f"revoked token {revoked.name!r} ({revoked.key_id})")
+
+
+def _target(token: TokenRead) -> AuditTarget:
+    return AuditTarget(TargetType.token, token.id, token.name)
 
 
 def _line(token: TokenRead) -> str:

@@ -28,6 +28,7 @@ from ump_llm_connections.errors import Forbidden, InvalidInput
 
 __all__ = [
     "ANONYMOUS",
+    "COMMAND_LINE",
     "OPEN_ACCESS",
     "TOKEN_PREFIX",
     "AuditEntry",
@@ -113,6 +114,9 @@ class Principal:
 
 OPEN_ACCESS = Principal(token_id=None, name="local", role=Role.admin)
 """The caller of a server on loopback with no token in its database: may do everything."""
+
+COMMAND_LINE = Principal(token_id=None, name="cli", role=Role.admin)
+"""Whoever runs ``ump-llm`` on the server's machine (it reads the database and the key file)."""
 
 ANONYMOUS = Principal(token_id=None, name="anonymous", role=Role.member)
 """A caller whose token was refused, as the audit log names it: may see nothing."""
