@@ -461,4 +461,20 @@ def test_start_refuses_a_key_that_cannot_read_the_header_values(
         server.stop()
     wrong = serve_once(fresh_database, data_dir, UMP_SECRET_KEY=generate_key())
     assert wrong.returncode == 2
-    assert "header values encrypted with server key" in wrong.stderr
+    assert "header values or webhook secrets encrypted with server key" in wrong.stderr
+
+
+def test_start_refuses_a_key_that_cannot_read_the_webhook_secrets(
+    fresh_database: Database, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    server = start_server(fresh_database, data_dir)
+    try:
+        with server.client() as client:
+            hook = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
+            assert client.post("/api/webhooks", json=hook).status_code == 201
+    finally:
+        server.stop()
+    wrong = serve_once(fresh_database, data_dir, UMP_SECRET_KEY=generate_key())
+    assert wrong.returncode == 2
+    assert "webhook secrets encrypted with server key" in wrong.stderr

@@ -1,8 +1,8 @@
 """The connection registry: the one place that creates, changes and reads connections.
 
-The API, the CLI and (later) the gateway and the health monitor all go through it. It applies
-the domain's defaults, encrypts keys and header values and turns store rows into
-``ConnectionRead``.
+The API, the CLI, the gateway and the health monitor all go through it. It applies the domain's
+defaults and the caller's rights (``domain.access``), keeps the keys and header values sealed
+(``sealing.py``) and turns store rows into ``ConnectionRead``.
 
 Every ``extra_headers`` value is a secret (``X-Auth-Token``, ``Ocp-Apim-Subscription-Key``, …):
 stored encrypted like the API key (context: the connection id), shown only as a mask, decrypted
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,9 @@ from ump_llm_connections.domain import (
     ConnectionStatus,
     ConnectionType,
     ConnectionUpdate,
-    SecretText,
     Summary,
     default_api_format,
     invalid_input,
-    mask_key,
-    mask_value,
 )
 from ump_llm_connections.domain.access import (
     OPEN_ACCESS,
@@ -47,6 +44,7 @@ from ump_llm_connections.domain.network import check_upstream_allowed
 from ump_llm_connections.errors import ConfigurationError, Forbidden, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
+from ump_llm_connections.sealing import Sealer
 from ump_llm_connections.secrets import KeyBox, is_encrypted, key_id_of
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.health import CheckPoint
@@ -73,9 +71,8 @@ class Registry:
     ) -> None:
         self._store = store
         self._allowlist = tuple(upstream_allowlist)  # where members may point connections
-        self._keys = keys
+        self._sealer = Sealer(keys, max_upstream_bytes=max_upstream_bytes)
         self._events = events or EventBus()
-        self._max_upstream_bytes = max_upstream_bytes  # what its targets may read of an answer
         self._listeners: list[Listener] = []
 
     def subscribe(self, listener: Listener) -> None:
@@ -90,35 +87,20 @@ class Registry:
         for listener in self._listeners:
             await listener(connection_id)
 
-    async def check_keys(self) -> None:
-        """Refuse to run with a server key that cannot read the stored API keys and headers."""
-        stored = set(await self._store.encrypted_key_ids())
+    async def check_keys(self, others: Iterable[str] = ()) -> None:
+        """Refuse to run with a server key that cannot read the stored API keys and headers
+        (and the ``others``: the key ids of secrets stored elsewhere, webhooks')."""
+        stored = set(await self._store.encrypted_key_ids()) | set(others)
         for _, headers in await self._store.extra_headers():
             stored.update(key_id_of(v) for v in headers.values() if is_encrypted(v))
-        if not stored:
-            return
-        if self._keys is None:
-            raise ConfigurationError(
-                "the database holds encrypted API keys or header values but no server key was "
-                "found: set UMP_SECRET_KEY or restore the key file ($UMP_DATA_DIR/secret.key) "
-                "used before"
-            )
-        foreign = sorted(stored - set(self._keys.key_ids))
-        if foreign:
-            raise ConfigurationError(
-                "the database holds API keys or header values encrypted with server key "
-                f"{', '.join(foreign)}, but this server's keys are "
-                f"{', '.join(self._keys.key_ids)}: set UMP_SECRET_KEY (or the key file) to the "
-                "key used when they were saved (older keys: UMP_PREVIOUS_SECRET_KEYS beside "
-                "UMP_SECRET_KEY, or the key file's later lines)"
-            )
+        self._sealer.check(stored)
 
     async def seal_headers(self) -> None:
         """Encrypt the header values older versions stored in plain text."""
         for connection_id, headers in await self._store.extra_headers():
             if not all(is_encrypted(value) for value in headers.values()):
-                sealed = self._seal_headers(
-                    connection_id, self._open_headers(connection_id, headers)
+                sealed = self._sealer.seal_headers(
+                    connection_id, self._sealer.open_headers(connection_id, headers)
                 )
                 await self._store.set_extra_headers(connection_id, sealed)
                 log.info("encrypted the extra_headers values of connection %s", connection_id)
@@ -129,11 +111,11 @@ class Registry:
         self.check_upstream(str(data.base_url), caller, "base_url")
         row = ConnectionRow(id=uuid.uuid4(), **{f: getattr(data, f) for f in PLAIN_FIELDS})
         row.owner, row.team = ownership(caller, data.owner, data.team, data.model_fields_set)
-        row.extra_headers = self._seal_headers(row.id, data.extra_headers)
+        row.extra_headers = self._sealer.seal_headers(row.id, data.extra_headers)
         row.status = ConnectionStatus.unknown if data.is_active else ConnectionStatus.inactive
         row.consecutive_failures = 0
         if data.api_key is not None:
-            self._set_key(row, data.api_key)
+            self._sealer.set_key(row, data.api_key)
         await self._store.add(row)
         await self._changed(row.id)
         created = self._read(row)
@@ -202,7 +184,7 @@ class Registry:
             )
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
-            row.extra_headers = self._seal_headers(row.id, merged.extra_headers)
+            row.extra_headers = self._sealer.seal_headers(row.id, merged.extra_headers)
             if "is_active" in sent:
                 row.deactivated_by_health = False
                 row.status = _status_after_toggle(row)
@@ -210,7 +192,7 @@ class Registry:
                 if patch.api_key is None:
                     row.api_key_encrypted = row.api_key_mask = None
                 else:
-                    self._set_key(row, patch.api_key)
+                    self._sealer.set_key(row, patch.api_key)
 
         row = await self._store.update(current.id, apply)
         if row is None:
@@ -294,22 +276,12 @@ class Registry:
     ) -> tuple[ConnectionRead, Target]:
         """A connection and where to reach it, its key decrypted (for adapters only)."""
         row = await self._row(ref, caller)
-        return self._read(row), self._target_of(row)
-
-    def _target_of(self, row: ConnectionRow) -> Target:
-        key = None
-        if row.api_key_encrypted is not None:
-            if self._keys is None:
-                raise ConfigurationError("no server key is loaded: API keys cannot be read")
-            key = SecretText(self._keys.decrypt(row.api_key_encrypted, context=str(row.id)))
-        return _target(
-            row, key, self._open_headers(row.id, row.extra_headers), self._max_upstream_bytes
-        )
+        return self._read(row), self._sealer.target_of(row)
 
     def unsaved_target(self, data: ConnectionCreate, caller: Principal = OPEN_ACCESS) -> Target:
         """Where to reach a configuration that is not saved (the Add dialog's test)."""
         self.check_upstream(str(data.base_url), caller, "connection.base_url")
-        return _target(data, data.api_key, data.extra_headers, self._max_upstream_bytes)
+        return self._sealer.unsaved_target(data)
 
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
         """Every connection with its target: what the gateway's in-memory directory holds.
@@ -320,7 +292,7 @@ class Registry:
         found = []
         for row in await self._store.all():
             try:
-                found.append((self._read(row), self._target_of(row)))
+                found.append((self._read(row), self._sealer.target_of(row)))
             except ConfigurationError as exc:
                 log.error("connection %r (%s) cannot be served: %s", row.name, row.id, exc)
         return found
@@ -362,7 +334,7 @@ class Registry:
         """The row with the patch applied, checked by the same rules as a new connection."""
         sent = patch.model_fields_set - {"api_key"}
         merged: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
-        merged["extra_headers"] = self._open_headers(row.id, row.extra_headers)
+        merged["extra_headers"] = self._sealer.open_headers(row.id, row.extra_headers)
         old_type = ConnectionType(row.connection_type)
         merged.update({f: getattr(patch, f) for f in sent})
         new_type = ConnectionType(merged["connection_type"])
@@ -384,53 +356,9 @@ class Registry:
         read = ConnectionRead.model_validate(row)
         if row.extra_headers:
             read.extra_headers = {
-                name: self._mask(row.id, value) for name, value in row.extra_headers.items()
+                name: self._sealer.mask(row.id, value) for name, value in row.extra_headers.items()
             }
         return read
-
-    def _mask(self, connection_id: uuid.UUID, stored: str) -> str:
-        if not is_encrypted(stored):
-            return mask_value(stored)
-        if self._keys is None:
-            return "…"
-        try:
-            return mask_value(self._keys.decrypt(stored, context=str(connection_id)))
-        except ConfigurationError:  # the start-up check names the key; a read still answers
-            return "…"
-
-    def _seal_headers(
-        self, connection_id: uuid.UUID, headers: Mapping[str, SecretText]
-    ) -> dict[str, str]:
-        if not headers:
-            return {}
-        if self._keys is None:
-            raise ConfigurationError("no server key is loaded: header values cannot be stored")
-        context = str(connection_id)
-        return {
-            name: self._keys.encrypt(value.reveal(), context=context)
-            for name, value in headers.items()
-        }
-
-    def _open_headers(
-        self, connection_id: uuid.UUID, headers: dict[str, str]
-    ) -> dict[str, SecretText]:
-        """Header values decrypted, and sealed (those stored before encryption are plain)."""
-        if not headers:
-            return {}
-        opened = {}
-        for name, value in headers.items():
-            if is_encrypted(value):
-                if self._keys is None:
-                    raise ConfigurationError("no server key is loaded: headers cannot be read")
-                value = self._keys.decrypt(value, context=str(connection_id))
-            opened[name] = SecretText(value)
-        return opened
-
-    def _set_key(self, row: ConnectionRow, key: SecretText) -> None:
-        if self._keys is None:
-            raise ConfigurationError("no server key is loaded: API keys cannot be stored")
-        row.api_key_encrypted = self._keys.encrypt(key.reveal(), context=str(row.id))
-        row.api_key_mask = mask_key(key.reveal())
 
 
 def scope_of(c: ConnectionRead) -> tuple[str | None, str | None]:
@@ -447,27 +375,6 @@ def event_data(c: ConnectionRead) -> dict[str, Any]:
         "is_active": c.is_active,
         "status": c.status.value,
     }
-
-
-def _target(
-    source: ConnectionRow | ConnectionCreate,
-    key: SecretText | None,
-    headers: Mapping[str, SecretText],
-    limit: int,
-) -> Target:
-    return Target(
-        api_format=str(source.api_format),
-        base_url=str(source.base_url),
-        model=str(source.model_name),
-        api_key=key,
-        timeout=float(source.timeout or 60),
-        max_retries=int(source.max_retries if source.max_retries is not None else 2),
-        organization_id=source.organization_id,
-        api_version=source.api_version,
-        deployment=source.deployment,
-        extra_headers=headers,
-        max_response_bytes=limit,
-    )
 
 
 def _status_after_toggle(row: ConnectionRow) -> ConnectionStatus:

@@ -17,12 +17,13 @@ from ump_llm_connections.health import ConnectionTester, Thresholds
 from ump_llm_connections.pools import PoolService
 from ump_llm_connections.providers.base import create_http_session
 from ump_llm_connections.registry import Registry
-from ump_llm_connections.secrets import KeyBox, load_keybox
+from ump_llm_connections.secrets import KeyBox, key_id_of, load_keybox
 from ump_llm_connections.store import migrate
 from ump_llm_connections.store.connections import ConnectionStore
 from ump_llm_connections.store.engine import Engine, Sessions, create_engine, session_factory
 from ump_llm_connections.store.health import HealthStore
 from ump_llm_connections.store.pools import PoolStore
+from ump_llm_connections.store.rotation import RotationStore
 
 
 @dataclass
@@ -60,7 +61,8 @@ async def open_service(settings: Settings, *, run_migrations: bool = True) -> Se
             create=False,
             previous_keys=settings.previous_secret_keys,
         )
-        await Registry(store, keys, events).check_keys()
+        webhook_keys = [key_id_of(w.secret) for w in await RotationStore(sessions).webhooks()]
+        await Registry(store, keys, events).check_keys(webhook_keys)
         if keys is None:
             keys = load_keybox(secret_key=None, key_file=settings.key_file, create=True)
         assert keys is not None
