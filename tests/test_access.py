@@ -646,3 +646,29 @@ def test_the_upstream_allowlist_binds_members_not_admins(
             )
     finally:
         server.stop()
+
+
+def test_a_token_over_its_monthly_budget_is_refused(team: Team) -> None:
+    with team.as_(team.admin) as admin:
+        thrifty = admin.post(
+            "/api/tokens", json={"name": "thrifty", "role": "admin", "monthly_budget": 0.0001}
+        ).json()["token"]
+        priced = connection_body(
+            team.upstream, "priced", input_cost_per_million=1000.0, output_cost_per_million=1000.0
+        )
+        made = admin.post("/api/connections", json=priced).json()
+    try:
+        body = {"model": "priced", "messages": [{"role": "user", "content": "hi"}]}
+        with team.as_(thrifty) as client:
+            wait_until(lambda: client.get("/v1/models").json()["data"] != [])
+            first = client.post("/v1/chat/completions", json=body)
+            assert first.status_code == 200, first.text  # it crosses the budget
+            refused = client.post("/v1/chat/completions", json=body)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "budget_exceeded"
+        assert "thrifty" in refused.json()["error"]["message"]
+        with team.as_(team.admin) as admin:  # the connection itself is not over any budget
+            assert admin.post("/v1/chat/completions", json=body).status_code == 200
+    finally:
+        with team.as_(team.admin) as admin:
+            admin.delete(f"/api/connections/{made['id']}")
