@@ -109,6 +109,7 @@ async def test_runtime_starts_in_order_and_stops_in_reverse(tmp_path: Path) -> N
     service_close = runtime.steps[0]
     assert [s.name for s in runtime.steps] == [
         "service",
+        "tokens",
         "webhooks",
         "events",
         "unfinished tests",
@@ -116,6 +117,7 @@ async def test_runtime_starts_in_order_and_stops_in_reverse(tmp_path: Path) -> N
         "directory",
         "usage recorder",
         "spend",
+        "audit retention",
     ]
     runtime.steps = [service_close, step("a"), step("b"), step("c", fail=True), step("d")]
     with pytest.raises(RuntimeError, match="c cannot start"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ump_llm_connections.domain.access import (
     ANONYMOUS,
+    COMMAND_LINE,
     OPEN_ACCESS,
     TOKEN_PREFIX,
     AuditEntry,
@@ -177,6 +178,7 @@ from ump_llm_connections.domain.webhooks import (
 
 __all__ = [
     "ANONYMOUS",
+    "COMMAND_LINE",
     "DEFAULT_BASE_URLS",
     "DEFAULT_TEST_PROMPT",
     "DEFINITE",

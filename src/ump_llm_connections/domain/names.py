@@ -26,6 +26,8 @@ RESERVED_NAMES = frozenset(
         "models",
         "usage",
         "stats",
+        "share",
+        "unshare",
         ".",
         "..",
     }
