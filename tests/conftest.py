@@ -203,6 +203,7 @@ def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iter
         database,
         tmp_path_factory.mktemp(f"data-{database.backend}"),
         UMP_GATEWAY_REFRESH_S="0.05",
+        UMP_TOKEN_REFRESH_S="2",  # no token is made here: a poll of its table costs CPU
         UMP_USAGE_FLUSH_S="0.1",
         UMP_HEALTH_MONITOR="false",
     )

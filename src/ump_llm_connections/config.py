@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     health_latency_threshold_ms: float | None = Field(default=None, gt=0)
     health_error_rate_threshold: float | None = Field(default=None, gt=0, le=1)
     gateway_refresh_s: float = Field(default=5.0, gt=0, le=3600)
+    token_refresh_s: float | None = Field(default=None, gt=0, le=3600)  # default: the above
     usage_flush_s: float = Field(default=1.0, gt=0, le=1)  # at most this is lost on SIGKILL
     usage_spill_path: Path | None = None  # default: usage-spill.jsonl in the data dir
     shutdown_grace_s: int = Field(default=10, ge=0, le=3600)

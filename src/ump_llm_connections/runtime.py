@@ -79,7 +79,9 @@ class Runtime:
         self.settings = settings
         self.service = service
         token_store = TokenStore(service.sessions)
-        self.token_cache = TokenCache(token_store, refresh_s=settings.gateway_refresh_s)
+        self.token_cache = TokenCache(
+            token_store, refresh_s=settings.token_refresh_s or settings.gateway_refresh_s
+        )
         self.tokens = TokenService(token_store, self.token_cache)
         self.throttle = FailureThrottle()
         self.audit = AuditLog(
