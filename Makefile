@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 ## test: install the test extras, lint, type-check, check the import layers and run the suite
 ## (two workers: most of a test's time is spent waiting on the servers it starts)
 test: $(VENV)/.installed-test lint
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --durations=20
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
