@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from ump_llm_connections.api.deps import AdminDep, AuditDep, Clean, Offset
+from ump_llm_connections.api.deps import AdminDep, AuditDep, Clean, Offset, refuse_unknown_params
 from ump_llm_connections.audit import MAX_AUDIT_PAGE
 from ump_llm_connections.domain.access import AuditPage
 from ump_llm_connections.domain.audit import (
@@ -17,7 +17,6 @@ from ump_llm_connections.domain.audit import (
     IsoTime,
     TargetType,
 )
-from ump_llm_connections.errors import InvalidInput
 
 __all__ = ["router"]
 
@@ -56,10 +55,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE, description="Page size")] = 50,
     offset: Offset = 0,
 ) -> AuditPage:
-    unknown = set(request.query_params) - PARAMS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"unknown query parameter '{name[:64]}'", field=name[:64])
+    refuse_unknown_params(request, PARAMS)
     filters = AuditFilters(
         action=action,
         token_id=token_id,

@@ -14,6 +14,7 @@ from ump_llm_connections.api.deps import (
     QueryBool,
     RegistryDep,
     TesterDep,
+    refuse_unknown_params,
 )
 from ump_llm_connections.api.responses import UPSTREAM_ERRORS, errors
 from ump_llm_connections.domain import (
@@ -91,10 +92,7 @@ async def list_connections(
     limit: Annotated[int, Query(description="Page size, 1 to 1000")] = 50,
     offset: Offset = 0,
 ) -> ConnectionPage:
-    unknown = set(request.query_params) - LIST_PARAMS
-    if unknown:
-        name = sorted(unknown)[0]
-        raise InvalidInput(f"unknown query parameter '{name[:64]}'", field=name[:64])
+    refuse_unknown_params(request, LIST_PARAMS)
     if len(tag) > MAX_TAGS:
         raise InvalidInput(f"at most {MAX_TAGS} tags", field="tag")
     filters = ConnectionFilters(

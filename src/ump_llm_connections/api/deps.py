@@ -115,6 +115,14 @@ async def clean_request(request: Request) -> None:
             raise InvalidInput(f"{shown} must not contain NUL characters", field=shown)
 
 
+def refuse_unknown_params(request: Request, known: frozenset[str]) -> None:
+    """A list route's query may hold only its own parameters: a typo is a 422, not ignored."""
+    unknown = set(request.query_params) - known
+    if unknown:
+        name = sorted(unknown)[0][:64]
+        raise InvalidInput(f"unknown query parameter '{name}'", field=name)
+
+
 def _query_bool(value: object) -> object:
     """``true``/``false`` or ``1``/``0``; not ``yes``, ``on`` or ``t`` (FastAPI's lax default)."""
     if isinstance(value, str):
