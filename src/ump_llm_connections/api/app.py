@@ -30,7 +30,7 @@ from ump_llm_connections.api import (
     usage,
     webhooks,
 )
-from ump_llm_connections.api.auth import AuthMiddleware, FailureHook
+from ump_llm_connections.api.auth import AuthMiddleware
 from ump_llm_connections.api.deps import AdminDep, runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
@@ -38,12 +38,9 @@ from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
-from ump_llm_connections.domain.access import ANONYMOUS
-from ump_llm_connections.domain.audit import AuditAction, AuditOutcome
 from ump_llm_connections.errors import UmpError, error_body
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.runtime import Runtime
-from ump_llm_connections.tokens import FailureThrottle, TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -172,31 +169,16 @@ def create_app(settings: Settings | None = None) -> App:
     allowed = set(LOOPBACK_HOSTS) | {settings.host} | set(settings.allowed_hosts)
     proxies = tuple(ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
     always = settings.auth_always
-    app.add_middleware(AuthMiddleware, lookup=_auth_parts, always=always, trusted_proxies=proxies)
+    app.add_middleware(AuthMiddleware, always=always, trusted_proxies=proxies)
     app.add_middleware(
         GuardMiddleware, allowed_hosts=allowed, max_body_bytes=settings.max_body_bytes
     )
     app.gateway_asgi = GuardMiddleware(
-        AuthMiddleware(gateway.router, lookup=_auth_parts, always=always, trusted_proxies=proxies),
+        AuthMiddleware(gateway.router, always=always, trusted_proxies=proxies),
         allowed_hosts=allowed,
         max_body_bytes=settings.max_body_bytes,
     )
     return app
-
-
-def _auth_parts(scope: Scope) -> tuple[TokenCache, FailureThrottle, FailureHook]:
-    runtime: Runtime = scope["app"].state.runtime
-
-    async def failed(client: str | None, reason: str, throttled: bool) -> None:
-        log.warning("refused a token from %s: %s", client or "an unknown address", reason)
-        denied = AuditOutcome.denied
-        await runtime.audit.record(ANONYMOUS, client, AuditAction.auth_failure, outcome=denied)
-        if throttled:
-            await runtime.audit.record(
-                ANONYMOUS, client, AuditAction.auth_throttled, outcome=denied
-            )
-
-    return runtime.token_cache, runtime.throttle, failed
 
 
 def _allowed_methods(request: Request) -> str | None:

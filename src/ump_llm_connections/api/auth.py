@@ -15,25 +15,28 @@ right-most address in ``X-Forwarded-For`` that is not a trusted proxy.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable
+import logging
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections.api.deps import CLIENT, PRINCIPAL
+from ump_llm_connections.api.guard import send_json
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import SecretText
-from ump_llm_connections.domain.access import OPEN_ACCESS
+from ump_llm_connections.domain.access import ANONYMOUS, OPEN_ACCESS
+from ump_llm_connections.domain.audit import AuditAction, AuditOutcome
 from ump_llm_connections.errors import error_body
 from ump_llm_connections.gateway.wire import error_json
-from ump_llm_connections.tokens import FAILURES_PER_MINUTE, FailureThrottle, TokenCache
+from ump_llm_connections.runtime import Runtime
+from ump_llm_connections.tokens import FAILURES_PER_MINUTE
 
-__all__ = ["OPEN_PATHS", "AuthMiddleware", "FailureHook", "Networks", "client_address"]
+__all__ = ["OPEN_PATHS", "AuthMiddleware", "Networks", "client_address"]
+
+log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-FailureHook = Callable[[str | None, str, bool], Awaitable[None]]
-"""Told of each refused token: the client, why, and whether the address is now throttled."""
 GATEWAY_PREFIX = "/v1/"
 
 
@@ -61,19 +64,11 @@ def _within(address: str, networks: Networks) -> bool:
 
 
 class AuthMiddleware:
-    """``tokens`` and ``always`` come from the running server (the lifespan builds them), so
-    they are read per request through ``lookup``."""
+    """The tokens and the failure counts belong to the running server (the lifespan builds it
+    after this middleware), so they are read from its ``Runtime`` per request."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        lookup: Callable[[Scope], tuple[TokenCache, FailureThrottle, FailureHook]],
-        always: bool,
-        trusted_proxies: Networks = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, always: bool, trusted_proxies: Networks = ()) -> None:
         self.app = app
-        self.lookup = lookup
         self.always = always
         self.trusted = trusted_proxies
 
@@ -86,7 +81,8 @@ class AuthMiddleware:
         if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        tokens, throttle, on_failure = self.lookup(scope)
+        runtime: Runtime = scope["app"].state.runtime
+        tokens, throttle = runtime.token_cache, runtime.throttle
         if not self.always and not tokens.any:
             scope[PRINCIPAL] = OPEN_ACCESS
             await self.app(scope, receive, send)
@@ -107,12 +103,22 @@ class AuthMiddleware:
         check = tokens.check(token, utcnow())
         if check.principal is None:
             throttled = throttle.failed(key) >= FAILURES_PER_MINUTE
-            await on_failure(client, check.reason, throttled)
+            await _refused(runtime, client, check.reason, throttled)
             message = f"{check.reason}: send Authorization: Bearer <token> with a valid token"
             await _refuse(send, 401, "unauthorized", message, gateway, _CHALLENGE)
             return
         scope[PRINCIPAL] = check.principal
         await self.app(scope, receive, send)
+
+
+async def _refused(runtime: Runtime, client: str | None, reason: str, throttled: bool) -> None:
+    """A refused token in the log and the audit log (never the token), and the address's
+    throttling once it starts."""
+    log.warning("refused a token from %s: %s", client or "an unknown address", reason)
+    audit, denied = runtime.audit, AuditOutcome.denied
+    await audit.record(ANONYMOUS, client, AuditAction.auth_failure, outcome=denied)
+    if throttled:
+        await audit.record(ANONYMOUS, client, AuditAction.auth_throttled, outcome=denied)
 
 
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ump-llm-connections"')]
@@ -142,15 +148,4 @@ async def _refuse(
         body = error_json(message, "authentication_error" if status == 401 else kind, kind)
     else:
         body = orjson.dumps(error_body(kind, message, "Authorization" if status == 401 else None))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, status, body, headers)

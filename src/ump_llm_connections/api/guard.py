@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -135,7 +136,13 @@ def _same_origin(origin: bytes, scheme: str, target: tuple[str, int | None]) -> 
 async def _reject(
     send: Send, status: int, kind: str, message: str, field: str | None = None
 ) -> None:
-    body = orjson.dumps(error_body(kind, message, field))
+    await send_json(send, status, orjson.dumps(error_body(kind, message, field)))
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A whole JSON answer from a pure ASGI middleware (this guard, and ``api/auth.py``)."""
     await send(
         {
             "type": "http.response.start",
@@ -143,6 +150,7 @@ async def _reject(
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )
