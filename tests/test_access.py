@@ -3,6 +3,7 @@ per-token limits, brute force, trusted proxies and binding off loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+import ump_llm_connections
 from tests.conftest import Database, Server, cli_env, free_port, make_database, start_server
 from tests.test_cli import run as cli
 from tests.test_webhooks import Receiver
@@ -672,3 +674,54 @@ def test_a_token_over_its_monthly_budget_is_refused(team: Team) -> None:
     finally:
         with team.as_(team.admin) as admin:
             admin.delete(f"/api/connections/{made['id']}")
+
+
+def test_the_sdk_uses_its_token_and_sees_what_the_token_may(team: Team) -> None:
+    api_url = team.server.url + "/api"
+    with team.as_(team.alice) as alice, team.as_(team.admin) as admin:
+        mine = alice.post("/api/connections", json=connection_body(team.upstream, "sdk-alice"))
+        theirs = admin.post(
+            "/api/connections",
+            json=connection_body(team.upstream, "sdk-voice", use_in_livekit=True, team="b"),
+        )
+        assert mine.status_code == theirs.status_code == 201, (mine.text, theirs.text)
+        agent = admin.post(
+            "/api/tokens", json={"name": "sdk-agent", "role": "admin", "sources": ["livekit"]}
+        ).json()["token"]
+
+    async def scenario() -> None:
+        with pytest.raises(ump_llm_connections.Unauthorized, match="UMP_API_TOKEN"):
+            await ump_llm_connections.ConnectionManager(api_url, token="").get_connections()
+        bad = ump_llm_connections.ConnectionManager(api_url, token=f"{team.alice}x")
+        with pytest.raises(ump_llm_connections.Unauthorized) as refused:
+            await bad.get_connections()
+        assert team.alice[8:] not in refused.value.message
+
+        as_alice = ump_llm_connections.ConnectionManager(api_url, token=team.alice)
+        assert [c.name for c in await as_alice.get_connections()] == ["sdk-alice"]
+        with pytest.raises(ump_llm_connections.ConnectionNotFound, match="may not see"):
+            await as_alice.get_connection("sdk-voice")
+        connection = await as_alice.get_connection("sdk-alice")
+        assert (await connection.generate(prompt="hi")).text == team.upstream.reply.text
+
+        as_agent = ump_llm_connections.ConnectionManager(api_url, token=agent)
+        voice = await as_agent.get_connection("sdk-voice")  # fetched for no integration:
+        assert (await voice.generate(prompt="hi")).text  # the token's source decides
+        mcp = await as_agent.get_connection("sdk-alice", use_in_mcp=False)
+        mcp.source = "mcp"
+        with pytest.raises(ump_llm_connections.Forbidden) as spoofed:
+            await mcp.generate(prompt="hi")
+        assert spoofed.value.code == "source_not_allowed"
+
+    try:
+        asyncio.run(scenario())
+        query = (
+            "SELECT u.source FROM llm_connection_usage u JOIN llm_connections c "
+            "ON c.id = u.connection_id WHERE c.name = 'sdk-voice'"
+        )
+        wait_until(lambda: bool(team.server.db.query(query)))
+        assert {source for (source,) in team.server.db.query(query)} == {"livekit"}
+    finally:
+        with team.as_(team.admin) as admin:
+            for made in (mine, theirs):
+                admin.delete(f"/api/connections/{made.json()['id']}")
