@@ -24,6 +24,7 @@ from ump_llm_connections.api import (
     audit,
     connections,
     gateway,
+    mcp,
     pools,
     presets,
     tokens,
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> App:
     add_docs(app)
     for module in (connections, usage, pools, presets, webhooks, tokens, audit):
         app.include_router(module.router, responses=REST_ERRORS)
+    mcp.mount(app, settings)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
