@@ -105,7 +105,7 @@ def serve(
         proxy_headers=False,  # X-Forwarded-For is read by api/auth.py, from trusted proxies only
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-    server = Server(config, application.abandon)
+    server = Server(config, application.abandon, application.stopping)
     server.run()
     if not server.started:
         raise typer.Exit(3)  # as uvicorn.run does: the app did not start (the log says why)
