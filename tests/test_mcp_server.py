@@ -97,7 +97,7 @@ class Notes:
 
 def mcp_env(server: Server, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("UMP_")}
-    env.update(UMP_AI_API_URL=server.url + "/api", UMP_MCP_REFRESH_S="0.5", **extra)
+    env.update({"UMP_AI_API_URL": server.url + "/api", "UMP_MCP_REFRESH_S": "0.5", **extra})
     return env
 
 
@@ -246,7 +246,8 @@ async def test_the_tool_list_follows_the_registry(
     api: httpx.Client, server: Server, openai_fake: FakeOpenAI
 ) -> None:
     make(api, openai_fake, "Steady")
-    async with over_stdio(server) as (session, notes):
+    # the timer is far off: the registry's events (GET /api/events) drive the changes
+    async with over_stdio(server, UMP_MCP_REFRESH_S="3600") as (session, notes):
         assert "query_steady" in await tool_names(session)
         made = make(api, openai_fake, "Newcomer")
 
@@ -328,11 +329,17 @@ async def test_mcp_inside_the_server_lists_and_calls(
     api: httpx.Client, server: Server, openai_fake: FakeOpenAI
 ) -> None:
     made = make(api, openai_fake, "Mounted")
-    async with over_http(server.url + "/mcp") as (session, _):
+    async with over_http(server.url + "/mcp") as (session, notes):
         assert "query_mounted" in await tool_names(session)
         result = await session.call_tool("query_mounted", {"prompt": "Hi"})
         assert not result.is_error, text(result)
         assert text(result) == openai_fake.reply.text
+        make(api, openai_fake, "Mounted later")
+
+        async def announced() -> bool:
+            return notes.changed >= 1 and "query_mounted_later" in await tool_names(session)
+
+        await eventually(announced)
     assert wait_for_sources(server, made["id"]) == ["mcp"]
 
 
