@@ -221,7 +221,7 @@ async def test_a_call_reaches_each_wire_format_as_mcp(
             )
             assert not result.is_error, text(result)
             assert text(result) == fake.reply.text
-    assert wait_for_sources(server, made.json()["id"]) == ["mcp"]
+    assert await anyio.to_thread.run_sync(wait_for_sources, server, made.json()["id"]) == ["mcp"]
 
 
 async def test_a_failing_upstream_is_an_error_result_with_the_reason(
@@ -340,7 +340,7 @@ async def test_mcp_inside_the_server_lists_and_calls(
             return notes.changed >= 1 and "query_mounted_later" in await tool_names(session)
 
         await eventually(announced)
-    assert wait_for_sources(server, made["id"]) == ["mcp"]
+    assert await anyio.to_thread.run_sync(wait_for_sources, server, made["id"]) == ["mcp"]
 
 
 async def test_the_http_transport_of_the_command(
