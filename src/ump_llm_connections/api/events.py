@@ -47,53 +47,6 @@ OVERFLOW = "this client fell too far behind: events were dropped; reconnect and 
 SHUTDOWN = "the server is shutting down: reconnect and reload"
 
 
-@router.get(
-    "/events",
-    summary="Connection and pool events, live (server-sent events)",
-    response_class=Response,
-    responses={
-        200: {
-            "description": "A text/event-stream: `ready`, then one event per connection or "
-            "pool event this token may see, `: keepalive` comments, and at last `overflow` or "
-            "`shutdown`.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        }
-    },
-)
-async def stream_events(
-    request: Request,
-    caller: PrincipalDep,
-    types: Annotated[
-        str | None,
-        Query(description="Comma-separated event types to hear; all of them when absent."),
-    ] = None,
-) -> EventStreamResponse:
-    refuse_unknown_params(request, PARAMS)
-    runtime = runtime_of(request)
-    return EventStreamResponse(
-        runtime.service.events,
-        caller,
-        _types(types),
-        keepalive_s=runtime.settings.events_keepalive_s,
-    )
-
-
-def _types(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return EVENT_TYPES
-    wanted = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
-    if not wanted:
-        raise InvalidInput("types must name at least one event type", field="types")
-    for name in wanted:
-        if name not in EVENT_TYPES:
-            shown = name if len(name) <= 64 else name[:61] + "..."
-            raise InvalidInput(
-                f"unknown event type '{shown}' in types; one of {', '.join(EVENT_TYPES)}",
-                field="types",
-            )
-    return wanted
-
-
 class EventStreamResponse(Response):
     """The stream as a bare ASGI response: subscribes when sent, unsubscribes when done."""
 
@@ -160,3 +113,50 @@ async def _watch(receive: Receive, task: asyncio.Task[Any]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
     task.cancel(CLIENT_LEFT)
+
+
+@router.get(
+    "/events",
+    summary="Connection and pool events, live (server-sent events)",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A text/event-stream: `ready`, then one event per connection or "
+            "pool event this token may see, `: keepalive` comments, and at last `overflow` or "
+            "`shutdown`.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def stream_events(
+    request: Request,
+    caller: PrincipalDep,
+    types: Annotated[
+        str | None,
+        Query(description="Comma-separated event types to hear; all of them when absent."),
+    ] = None,
+) -> EventStreamResponse:
+    refuse_unknown_params(request, PARAMS)
+    runtime = runtime_of(request)
+    return EventStreamResponse(
+        runtime.service.events,
+        caller,
+        _types(types),
+        keepalive_s=runtime.settings.events_keepalive_s,
+    )
+
+
+def _types(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return EVENT_TYPES
+    wanted = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+    if not wanted:
+        raise InvalidInput("types must name at least one event type", field="types")
+    for name in wanted:
+        if name not in EVENT_TYPES:
+            shown = name if len(name) <= 64 else name[:61] + "..."
+            raise InvalidInput(
+                f"unknown event type '{shown}' in types; one of {', '.join(EVENT_TYPES)}",
+                field="types",
+            )
+    return wanted
