@@ -280,3 +280,18 @@ def test_one_manager_serves_one_event_loop_after_another(
         return (await connection.generate(prompt="hi")).text
 
     assert asyncio.run(once()) == asyncio.run(once()) == upstream.reply.text
+
+
+async def test_events_follow_the_registry(
+    api: httpx.Client, upstream: FakeOpenAI, manager: ConnectionManager
+) -> None:
+    events = manager.events(types=["connection.created", "connection.deleted"])
+    assert (await anext(events))["type"] == "stream.opened"
+    made = await asyncio.to_thread(make, api, upstream, "Followed")
+    created = await asyncio.wait_for(anext(events), 30)
+    assert (created["type"], created["data"]["name"]) == ("connection.created", "Followed")
+    await asyncio.to_thread(api.patch, f"/api/connections/{made['id']}", json={"tags": ["x"]})
+    await asyncio.to_thread(api.delete, f"/api/connections/{made['id']}")
+    deleted = await asyncio.wait_for(anext(events), 30)  # the update was filtered out
+    assert deleted["type"] == "connection.deleted"
+    await events.aclose()

@@ -15,7 +15,7 @@ import contextlib
 import json
 import os
 import weakref
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import quote, urlsplit
 
@@ -44,6 +44,7 @@ PAGE = 1000  # the list route's largest page
 INTEGRATIONS = {"use_in_livekit": "livekit", "use_in_mcp": "mcp", "use_in_automation": "automation"}
 LABELS = {"livekit": "LiveKit", "mcp": "MCP", "automation": "automation"}
 RECONNECT_MAX_S = 10.0
+ENDINGS = ("overflow", "shutdown")  # the server ends the stream after these
 
 
 class ConnectionManager:
@@ -199,7 +200,9 @@ class ConnectionManager:
             "POST", f"/connections/{quote(name_or_id, safe='')}/test", json_body=body
         )
 
-    async def events(self, types: Iterable[str] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def events(
+        self, types: Iterable[str] | None = None
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Follow the server's connection events (``GET /api/events``) for ever, reconnecting
         when the server goes away. Each (re)connection first yields
         ``{"type": "stream.opened", ...}``: events may have been missed before it, so re-read
@@ -223,8 +226,11 @@ class ConnectionManager:
                         self._raise(response.status, await response.read())
                     delay = 0.5
                     yield {"id": None, "type": "stream.opened", "created_at": None, "data": {}}
-                    async for event in _server_sent_events(response.content):
-                        yield event
+                    async for kind, event in _server_sent_events(response.content):
+                        if kind in ENDINGS:  # the server dropped this stream: reconnect
+                            break
+                        if kind != "ready":
+                            yield event
             except (aiohttp.ClientError, TimeoutError, ServerUnreachable):
                 pass
             await asyncio.sleep(delay)
@@ -344,9 +350,9 @@ def _source(flags: dict[str, bool | None]) -> str:
 
 async def _server_sent_events(
     content: aiohttp.StreamReader,
-) -> AsyncIterator[dict[str, Any]]:
-    """The ``data`` of each event of a ``text/event-stream``, parsed as JSON."""
-    data: list[str] = []
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """Each event of a ``text/event-stream``: its name and its ``data`` parsed as JSON."""
+    kind, data = "message", list[str]()
     async for raw in content:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if not line:
@@ -355,8 +361,10 @@ async def _server_sent_events(
                     payload = json.loads("\n".join(data))
                 except ValueError:
                     payload = None
-                data = []
                 if isinstance(payload, dict):
-                    yield payload
+                    yield kind, payload
+            kind, data = "message", []
         elif line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            kind = line[6:].strip()
