@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-gateway clean
+.PHONY: run test lint bench bench-gateway bench-sdk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: $(VENV)/.installed-test
 ## first time)
 bench-gateway: $(VENV)/.installed
 	$(BIN)/python bench/gateway.py
+
+## bench-sdk: what the SDK and an MCP tools/call add over the openai client calling the gateway
+## directly (same nginx upstream as bench-gateway; about a minute)
+bench-sdk: $(VENV)/.installed
+	$(BIN)/python bench/sdk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

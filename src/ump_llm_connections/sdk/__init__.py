@@ -13,6 +13,7 @@ same for code that is not async.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from ump_llm_connections.sdk.connection import Connection, LLMResponse, ToolCall, Usage
@@ -47,15 +48,17 @@ __all__ = [
     "get_connections",
 ]
 
-_default: ConnectionManager | None = None
+_default: tuple[tuple[str | None, str | None], ConnectionManager] | None = None
 
 
 def default_manager() -> ConnectionManager:
-    """The manager the module-level functions use, made from the environment once."""
-    global _default  # one per process, made on first use
-    if _default is None:
-        _default = ConnectionManager()
-    return _default
+    """The manager the module-level functions use, made from the environment (again when
+    ``UMP_AI_API_URL`` or ``UMP_API_TOKEN`` changes)."""
+    global _default  # one per process and environment
+    settings = (os.environ.get("UMP_AI_API_URL"), os.environ.get("UMP_API_TOKEN"))
+    if _default is None or _default[0] != settings:
+        _default = (settings, ConnectionManager())
+    return _default[1]
 
 
 async def get_connection(
