@@ -14,12 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from livekit.agents import Agent, AgentSession, RunContext, RunResult, function_tool
+from livekit.agents.testing import fake_job_context
 
 from tests.conftest import Server, free_port
 from tests.test_gateway import usage_rows
 from tests.upstreams.anthropic import FakeAnthropic
 from tests.upstreams.base import Behaviour, FakeUpstream, ToolCall
 from tests.upstreams.ollama import FakeOllama
+from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections import (
     Connection,
     ConnectionManager,
@@ -295,3 +297,41 @@ async def test_the_example_says_when_no_connection_is_enabled(
         create(api, ollama_fields(fake), use_in_livekit=False)
         with pytest.raises(RuntimeError, match="enabled for LiveKit"):
             await example.livekit_connection(manager)
+
+
+@pytest.fixture
+def direct() -> Iterator[FakeOpenAI]:
+    """A fake standing in for the gateway itself, to see what reaches it."""
+    with FakeOpenAI(api_key=None) as fake:
+        yield fake
+
+
+def gateway_connection(fake: FakeOpenAI, token: str | None = None) -> Connection:
+    manager = ConnectionManager(api_url=f"{fake.url}/api", token=token)
+    return Connection.from_api({"id": "c1", "name": "fake-model"}, manager, "livekit")
+
+
+async def test_what_reaches_the_gateway(
+    direct: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEKIT_WORKER_TOKEN", "lk-worker-credential")
+    async with gateway_connection(direct).create_llm_instance() as llm:
+        with fake_job_context():  # as in a hosted LiveKit job
+            await llm.generate("Hi")
+    async with gateway_connection(direct, token="ump-token-1").create_llm_instance() as llm:
+        await llm.generate("Hi")
+    (anonymous, with_token) = (r.headers for r in direct.requests)
+    assert anonymous["x-ump-source"] == with_token["x-ump-source"] == "livekit"
+    assert anonymous["authorization"] == "Bearer ump-no-token"
+    assert with_token["authorization"] == "Bearer ump-token-1"
+    assert anonymous["x-livekit-job-id"] == "fake-job"  # the job's other headers pass
+    assert "lk-worker-credential" not in str(direct.requests)
+    assert direct.requests[0].body["model"] == "fake-model"
+
+
+async def test_a_call_past_its_timeout_is_a_gateway_error(direct: FakeOpenAI) -> None:
+    direct.behaviour = Behaviour.hang
+    async with gateway_connection(direct).create_llm_instance(timeout=0.5) as llm:
+        with pytest.raises(GatewayError, match=r"did not answer within 0\.5 s") as late:
+            await llm.generate("Hi")
+    assert late.value.code == "timeout"
