@@ -33,6 +33,8 @@ from ump_llm_connections.sdk.errors import GatewayError
 if TYPE_CHECKING:
     from ump_llm_connections.sdk.connection import Connection
 
+__all__ = ["GatewayLLM", "create_llm_instance"]
+
 SOURCE = "livekit"
 NO_TOKEN = "ump-no-token"  # noqa: S105 (what the gateway gets when tokens are off)
 # Inside a hosted LiveKit job the plugin adds the worker's LiveKit credential to every call
