@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_backoff_s: float = Field(default=1.0, ge=0, le=3600)
+    events_keepalive_s: float = Field(default=15.0, gt=0, le=3600)  # GET /api/events comments
     audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     # Hosts members may name in a base_url or webhook url: names, *.suffix, IPs, CIDRs.
     upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -1,10 +1,14 @@
-"""Pools (connection groups): create, read, change, delete; the gateway routes by them."""
+"""Pools (connection groups): create, read, change, delete; the gateway routes by them.
+
+Each change publishes ``pool.created``, ``pool.updated`` (with the ``changed`` field names) or
+``pool.deleted``: the pool's ``id``, ``name`` and ``strategy``, heard by whoever may see it."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from ump_llm_connections.domain import (
     PoolCreate,
@@ -17,6 +21,7 @@ from ump_llm_connections.domain import (
 )
 from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.errors import Forbidden, NotFound
+from ump_llm_connections.events import EventBus
 from ump_llm_connections.store.pools import Loaded, PoolStore
 from ump_llm_connections.store.tables import PoolMemberRow, PoolRow
 
@@ -24,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 class PoolService:
-    def __init__(self, store: PoolStore) -> None:
+    def __init__(self, store: PoolStore, events: EventBus | None = None) -> None:
         self._store = store
+        self._events = events or EventBus()
         self._listeners: list[Callable[[], Awaitable[None]]] = []
 
     def subscribe(self, listener: Callable[[], Awaitable[None]]) -> None:
@@ -45,6 +51,7 @@ class PoolService:
         loaded = await self._store.save(pool, members, new=True, visible=caller.scope)
         await self._changed()
         log.info("created pool %r (%s, %d members)", pool.name, pool.strategy, len(data.members))
+        self._events.publish("pool.created", event_data(pool), (pool.owner, pool.team))
         return read(loaded, caller)
 
     async def get(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> PoolRead:
@@ -75,6 +82,8 @@ class PoolService:
         loaded = await self._store.save(pool, members, new=False, visible=caller.scope)
         await self._changed()
         log.info("updated pool %r: %s", pool.name, ", ".join(sorted(sent)))
+        data = {**event_data(pool), "changed": sorted(sent)}
+        self._events.publish("pool.updated", data, (pool.owner, pool.team))
         return read(loaded, caller)
 
     async def delete(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> PoolRead:
@@ -85,6 +94,7 @@ class PoolService:
             raise _not_found(ref)
         await self._changed()
         log.info("deleted pool %r", pool.name)
+        self._events.publish("pool.deleted", event_data(pool), (pool.owner, pool.team))
         return read(loaded, caller)
 
     async def _loaded(self, ref: str, caller: Principal, *, change: bool = False) -> Loaded:
@@ -129,6 +139,11 @@ def read(loaded: Loaded, caller: Principal = OPEN_ACCESS) -> PoolRead:
         created_at=pool.created_at,
         updated_at=pool.updated_at,
     )
+
+
+def event_data(pool: PoolRow) -> dict[str, Any]:
+    """What an event says about a pool: which one it is and how it routes."""
+    return {"id": str(pool.id), "name": pool.name, "strategy": pool.strategy}
 
 
 def _team(caller: Principal, team: str | None, sent: bool) -> str | None:

@@ -23,7 +23,9 @@ from ump_llm_connections import __version__
 from ump_llm_connections.api import (
     audit,
     connections,
+    events,
     gateway,
+    mcp,
     pools,
     presets,
     tokens,
@@ -98,8 +100,9 @@ def create_app(settings: Settings | None = None) -> App:
         redoc_url=None,
     )
     add_docs(app)
-    for module in (connections, usage, pools, presets, webhooks, tokens, audit):
+    for module in (connections, usage, pools, presets, webhooks, tokens, audit, events):
         app.include_router(module.router, responses=REST_ERRORS)
+    mcp.mount(app, settings)
 
     @app.get("/healthz", tags=["service"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -203,6 +206,13 @@ class App(FastAPI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.streams = OpenStreams()  # the gateway's open event streams, ended on shutdown
+
+    def stopping(self) -> None:
+        """A shutdown begins: end the event streams (``GET /api/events``) at once, as they never
+        end by themselves and uvicorn would wait its whole grace period for them."""
+        runtime: Runtime | None = getattr(self.state, "runtime", None)
+        if runtime is not None:
+            runtime.service.events.end_feeds()
 
     async def abandon(self) -> None:
         """A forced exit skips the lifespan's shutdown: end the streams (their usage recorded)

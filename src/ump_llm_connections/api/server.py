@@ -1,7 +1,8 @@
 """uvicorn's server with a bounded, two-step stop.
 
-SIGTERM or SIGINT starts a graceful shutdown: no new connections, calls in flight may finish
-within ``timeout_graceful_shutdown``; streams still open then end with an error event. A second
+SIGTERM or SIGINT starts a graceful shutdown: the app is told first (``stopping``: its event
+streams end at once), then no new connections, calls in flight may finish within
+``timeout_graceful_shutdown``; streams still open then end with an error event. A second
 signal of either kind stops at once (uvicorn itself only honours a second SIGINT); the app's
 shutdown is skipped then, so the app is told to keep what must not be lost (buffered usage).
 """
@@ -16,9 +17,15 @@ import uvicorn
 
 
 class Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, abandon: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        abandon: Callable[[], Awaitable[None]],
+        stopping: Callable[[], None],
+    ) -> None:
         super().__init__(config)
         self._abandon = abandon
+        self._stopping = stopping
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.should_exit:
@@ -26,6 +33,7 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._stopping()
         await super().shutdown(sockets)
         if self.force_exit:
             await self._abandon()

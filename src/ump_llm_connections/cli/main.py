@@ -17,6 +17,7 @@ from ump_llm_connections.datadir import remember
 from ump_llm_connections.logs import logging_config
 from ump_llm_connections.secrets import generate_key
 from ump_llm_connections.service import Service
+from ump_llm_connections.store import migrate as migrate_sql
 from ump_llm_connections.store.tokens import TokenStore
 
 __all__ = ["app"]
@@ -105,7 +106,7 @@ def serve(
         proxy_headers=False,  # X-Forwarded-For is read by api/auth.py, from trusted proxies only
         timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
-    server = Server(config, application.abandon)
+    server = Server(config, application.abandon, application.stopping)
     server.run()
     if not server.started:
         raise typer.Exit(3)  # as uvicorn.run does: the app did not start (the log says why)
@@ -120,8 +121,21 @@ async def _token_count(service: Service) -> int:
 
 
 @app.command()
-def migrate(database_url: DatabaseUrl = None) -> None:
-    """Apply the database migrations (the server also does this on start)."""
+def migrate(
+    database_url: DatabaseUrl = None,
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql",
+            help="Touch no database: print the PostgreSQL DDL of the current schema (one "
+            "transaction, alembic_version included), for a DBA to run with psql -f.",
+        ),
+    ] = False,
+) -> None:
+    """Apply the database migrations (the server also does this on start), or print their SQL."""
+    if sql:
+        typer.echo(migrate_sql.sql_script(), nl=False)
+        return
     settings = settings_for(database_url)
     with_service(settings, _nothing)
     typer.echo("database is up to date")

@@ -1,4 +1,5 @@
-"""The connection events a webhook may subscribe to (published by the services' event bus)."""
+"""The connection and pool events a webhook or an event stream may subscribe to (published by
+the services' event bus)."""
 
 from __future__ import annotations
 
@@ -14,4 +15,7 @@ EVENT_TYPES = (
     "connection.test_failed",
     "connection.threshold_exceeded",
     "connection.budget_exceeded",
+    "pool.created",
+    "pool.updated",
+    "pool.deleted",
 )

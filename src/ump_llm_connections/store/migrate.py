@@ -1,4 +1,5 @@
-"""Alembic, driven from code: ``upgrade`` on start-up and from ``ump-llm migrate``.
+"""Alembic, driven from code: ``upgrade`` on start-up and from ``ump-llm migrate``; ``sql_script``
+for ``ump-llm migrate --sql`` (Alembic's offline mode: the PostgreSQL DDL, run nowhere).
 
 Alembic is imported only when there is something to migrate: a server whose database is already
 at ``HEAD`` (every start but the first) does not carry it in memory.
@@ -6,6 +7,7 @@ at ``HEAD`` (every start but the first) does not carry it in memory.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,10 +22,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 HEAD = "0010"  # the newest revision; tests/test_migrations.py checks it against Alembic's
 
 
-def alembic_config(url: str | None = None) -> Config:
+def alembic_config(url: str | None = None, *, output: io.StringIO | None = None) -> Config:
     from alembic.config import Config
 
-    cfg = Config()
+    cfg = Config(output_buffer=output)
     cfg.set_main_option("script_location", str(MIGRATIONS))
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -43,6 +45,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     if revision == "head" and await current(engine) == HEAD:
         return
     await _run(engine, "upgrade", revision)
+
+
+def sql_script() -> str:
+    """The SQL that creates the current schema (``HEAD``) in an empty PostgreSQL database, in
+    one transaction, ``alembic_version`` included: for a DBA to run with ``psql -f``."""
+    from alembic import command
+
+    output = io.StringIO()
+    command.upgrade(alembic_config(output=output), "head", sql=True)
+    return output.getvalue()
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:

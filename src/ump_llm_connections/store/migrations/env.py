@@ -1,5 +1,6 @@
 """Alembic environment: runs on a connection handed in by ``store.migrate``, or on its own
-engine from ``sqlalchemy.url`` / ``UMP_DATABASE_URL`` when run by the ``alembic`` command."""
+engine from ``sqlalchemy.url`` / ``UMP_DATABASE_URL`` when run by the ``alembic`` command.
+Offline (``--sql``, ``ump-llm migrate --sql``) it writes PostgreSQL's SQL, whatever the URL."""
 
 from __future__ import annotations
 
@@ -35,11 +36,21 @@ async def run_with_own_engine() -> None:
     await engine.dispose()
 
 
-if context.is_offline_mode():
-    raise SystemExit("offline (--sql) migrations are not supported; run `ump-llm migrate`")
+def write_sql() -> None:
+    context.configure(
+        dialect_name="postgresql",
+        dialect_opts={"paramstyle": "named"},  # raw SQL is written as it is (no %% escapes)
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
 
 given = config.attributes.get("connection")
-if given is not None:
+if context.is_offline_mode():
+    write_sql()
+elif given is not None:
     run_on(given)
 else:
     asyncio.run(run_with_own_engine())

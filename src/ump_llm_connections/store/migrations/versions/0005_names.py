@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -115,7 +115,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("connection_id", name="uq_llm_names_connection_id"),
         sa.UniqueConstraint("pool_id", name="uq_llm_names_pool_id"),
     )
-    _backfill(op.get_bind())
+    if not context.is_offline_mode():  # ``migrate --sql`` writes a fresh database's script
+        _backfill(op.get_bind())
     op.drop_index("uq_llm_connections_owner_name", table_name="llm_connections")
     op.drop_index("uq_llm_pools_name", table_name="llm_pools")
 

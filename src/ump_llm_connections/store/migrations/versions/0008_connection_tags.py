@@ -28,7 +28,7 @@ Create Date: 2026-11-27
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 revision: str = "0008"
 down_revision: str | None = "0007"
@@ -167,17 +167,25 @@ def upgrade() -> None:
     sqlite = bind.dialect.name == "sqlite"
     rows = (_sqlite_rows if sqlite else _pg_rows)("c", scan="llm_connections AS c, ")
     # The backfill before the indexes: one sort per index instead of a b-tree insert per row.
-    bind.exec_driver_sql(f"INSERT INTO {TABLE} ({COLUMNS}) {rows}")
+    _execute(f"INSERT INTO {TABLE} ({COLUMNS}) {rows}")
     for name, columns in INDEXES.items():
         op.create_index(name, TABLE, columns)
     if sqlite:
         for sql in SQLITE_TRIGGERS.values():
-            bind.exec_driver_sql(sql)
+            _execute(sql)
     else:
-        bind.exec_driver_sql(PG_FUNCTION)
+        _execute(PG_FUNCTION)
         for sql in PG_TRIGGERS.values():
-            bind.exec_driver_sql(sql)
-    bind.exec_driver_sql(f"ANALYZE {TABLE}")  # the planner must know the new indexes at once
+            _execute(sql)
+    _execute(f"ANALYZE {TABLE}")  # the planner must know the new indexes at once
+
+
+def _execute(sql: str) -> None:
+    """Run raw SQL as it is; written out instead by ``ump-llm migrate --sql`` (offline)."""
+    if context.is_offline_mode():
+        op.execute(sql)
+    else:
+        op.get_bind().exec_driver_sql(sql)
 
 
 def downgrade() -> None:
