@@ -18,6 +18,7 @@ from ump_llm_connections.sdk.errors import UMPError
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletion
 
+    from ump_llm_connections.sdk.livekit import GatewayLLM
     from ump_llm_connections.sdk.manager import ConnectionManager
 
 __all__ = ["Connection", "LLMResponse", "ToolCall", "Usage"]
@@ -184,6 +185,13 @@ class Connection:
         if self.kind == "pool":
             raise UMPError(f"{self.name} is a pool: test its members one by one")
         return await self.manager.test_connection(self.id, prompt=prompt, max_tokens=max_tokens)
+
+    def create_llm_instance(self, **overrides: Any) -> GatewayLLM:
+        """A LiveKit Agents LLM calling the gateway as this connection (source ``livekit``);
+        see ``ump_llm_connections.sdk.livekit``."""
+        from ump_llm_connections.sdk.livekit import create_llm_instance
+
+        return create_llm_instance(self, **overrides)
 
     def _source_header(self) -> dict[str, str]:
         """``X-UMP-Source`` for an integration; none for ``api``, so that a token bound to
