@@ -144,7 +144,7 @@ class GatewayLLM(lk_openai.LLM):
                     code="timeout",
                 ) from None
             except APIStatusError as exc:
-                manager._raise(exc.status_code, exc.body, GatewayError)
+                manager.raise_for(exc.status_code, exc.body, GatewayError)
             except APIConnectionError as exc:
                 if isinstance(exc.__cause__, openai.APIError):
                     raise exc.__cause__ from None  # for translated_errors

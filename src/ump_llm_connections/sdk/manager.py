@@ -223,7 +223,7 @@ class ConnectionManager:
                     ) as response,
                 ):
                     if response.status != 200:
-                        self._raise(response.status, await response.read())
+                        self.raise_for(response.status, await response.read())
                     delay = 0.5
                     yield {"id": None, "type": "stream.opened", "created_at": None, "data": {}}
                     async for kind, event in _server_sent_events(response.content):
@@ -272,7 +272,7 @@ class ConnectionManager:
         except openai.APIConnectionError:
             raise ServerUnreachable(self._unreachable()) from None
         except openai.APIStatusError as exc:
-            self._raise(exc.status_code, exc.body, GatewayError)
+            self.raise_for(exc.status_code, exc.body, GatewayError)
         except openai.APIError as exc:  # an error event in the middle of a stream
             message = exc.body.get("message") if isinstance(exc.body, dict) else None
             raise GatewayError(str(message or exc.message), code=exc.code) from None
@@ -311,10 +311,12 @@ class ConnectionManager:
         except (aiohttp.ClientError, TimeoutError):
             raise ServerUnreachable(self._unreachable()) from None
         if response.status >= 400:
-            self._raise(response.status, body)
+            self.raise_for(response.status, body)
         return json.loads(body) if body else None
 
-    def _raise(self, status: int, body: object, otherwise: type[UMPError] = UMPError) -> NoReturn:
+    def raise_for(
+        self, status: int, body: object, otherwise: type[UMPError] = UMPError
+    ) -> NoReturn:
         """Raise the exception for an error answer, REST (``{"error": {"message", "type"}}``)
         or gateway (OpenAI's ``{"error": {"message", "code"}}``, or the error object alone)."""
         if isinstance(body, bytes):
