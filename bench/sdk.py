@@ -14,8 +14,11 @@ machine lands on all of them:
 * MCP: ``tools/call`` of ``query_bench`` over stdio to ``python -m ump_mcp_llm_server``, with
   the official ``mcp`` client session (the tool makes the SDK call above).
 
-Targets: the SDK adds < 1 ms to the direct p50, an MCP ``tools/call`` round trip < 5 ms. Exit
-status 1 when a target is missed, 2 when the run failed.
+Also the cost of ``import ump_llm_connections`` in a fresh interpreter (``-X importtime``, the
+median of five), which must stay small: agents and scripts import it at start-up.
+
+Targets: the SDK adds < 1 ms to the direct p50, an MCP ``tools/call`` round trip < 5 ms, the
+import takes < 300 ms. Exit status 1 when a target is missed, 2 when the run failed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +47,7 @@ from gateway import (  # bench/ holds scripts, not a package
 
 SDK_TARGET_MS = 1.0
 MCP_TARGET_MS = 5.0
+IMPORT_TARGET_MS = 300.0
 PROMPT = "Hello, how are you?"
 
 Call = Callable[[], Awaitable[object]]
@@ -109,6 +114,22 @@ async def measure(base: str, calls: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def import_ms() -> float:
+    """``import ump_llm_connections`` in a fresh interpreter, as ``-X importtime`` counts it."""
+    samples = []
+    for _ in range(5):
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "import ump_llm_connections"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rows = done.stderr.splitlines()
+        line = next(row for row in rows if row.rstrip().endswith("| ump_llm_connections"))
+        samples.append(int(line.split("|")[1]) / 1000)
+    return statistics.median(samples)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=300, help="calls per path per round")
@@ -133,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         children.stop_all()
+    imported = import_ms()
     sdk_added = p50["sdk"] - p50["direct"]
     mcp_added = p50["mcp"] - p50["direct"]
     print(f"{'path':<10}{'p50 ms':>10}{'added ms':>10}{'target':>10}")
@@ -143,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "PASS" if added < target else "FAIL"
         missed |= verdict == "FAIL"
         print(f"{name:<10}{p50[name]:>10.3f}{added:>10.3f}{f'< {target:g}':>10} {verdict}")
+    verdict = "PASS" if imported < IMPORT_TARGET_MS else "FAIL"
+    missed |= verdict == "FAIL"
+    print(f"{'import':<10}{imported:>10.1f}{'':>10}{f'< {IMPORT_TARGET_MS:g}':>10} {verdict}")
     return 1 if missed else 0
 
 
