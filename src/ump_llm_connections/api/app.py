@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -38,6 +38,7 @@ from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
 from ump_llm_connections.api.sse import OpenStreams
+from ump_llm_connections.api.ui import add_ui
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
 from ump_llm_connections.errors import UmpError, error_body
@@ -132,9 +133,7 @@ def create_app(settings: Settings | None = None) -> App:
     async def metrics_endpoint(request: Request, _: AdminDep) -> Response:
         return Response(runtime_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    add_ui(app)
 
     @app.exception_handler(UmpError)
     async def ump_error(_: Request, exc: UmpError) -> JSONResponse:

@@ -2,7 +2,8 @@
 
 Open mode — the server is bound to loopback and no token exists in the database — lets every
 request through as ``OPEN_ACCESS``, as the guide's curl examples expect. Once a token exists, or
-the server binds another address, every path but ``/healthz`` and ``/readyz`` needs
+the server binds another address, every path but ``/healthz``, ``/readyz`` and the web UI's page
+and assets (``api/ui.py``: they hold no data) needs
 ``Authorization: Bearer <token>``: 401 without one (or with a bad, revoked or expired one). A
 client address that fails ``FAILURES_PER_MINUTE`` times in a minute gets 429 with
 ``Retry-After`` until the minute ends; each failure is audited.
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ump_llm_connections.api.deps import CLIENT, PRINCIPAL
 from ump_llm_connections.api.guard import send_json
+from ump_llm_connections.api.ui import is_ui_path
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain import SecretText
 from ump_llm_connections.domain.access import ANONYMOUS, OPEN_ACCESS
@@ -78,7 +80,7 @@ class AuthMiddleware:
             return
         client = client_address(scope, self.trusted)
         scope[CLIENT] = client
-        if scope["path"] in OPEN_PATHS:
+        if scope["path"] in OPEN_PATHS or is_ui_path(scope["path"]):
             await self.app(scope, receive, send)
             return
         runtime: Runtime = scope["app"].state.runtime
