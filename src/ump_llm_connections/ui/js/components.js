@@ -124,3 +124,14 @@ export const fmt = {
   },
   date(iso) { return iso ? new Date(iso).toLocaleString() : "—"; },
 };
+
+// A page's own stylesheet, loaded with its module: loadStyle("detail.css").
+export function loadStyle(name) {
+  const href = `/ai-compute/connections/assets/${name}`;
+  if (!document.querySelector(`link[href="${href}"]`)) {
+    const link = document.createElement("link");
+    link.rel = "stylesheet";
+    link.href = href;
+    document.head.append(link);
+  }
+}
