@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench bench-gateway bench-sdk clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test lint chromium bench bench-gateway bench-sdk clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +25,17 @@ run: $(VENV)/.installed
 
 ## test: install the test extras, lint, type-check, check the import layers and run the suite
 ## (two workers: most of a test's time is spent waiting on the servers it starts)
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test lint chromium
 	$(BIN)/pytest -n 2 --durations=20
+
+## chromium: Debian's chromium for the browser tests (tests/ui); Playwright's own is never fetched
+chromium:
+	@test -x $(CHROMIUM) || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	} || { echo "The browser tests need $(CHROMIUM): run 'apt-get install -y chromium' as root." >&2; exit 1; }
+	@test -x $(CHROMIUM) || { echo "apt-get did not install $(CHROMIUM)." >&2; exit 1; }
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
