@@ -136,7 +136,8 @@ function Tokens() {
   useEffect(() => { load(); }, []);
   return html`<div class="page">
     <div class="page-head"><h1>Tokens</h1>
-      <button type="button" class="primary" onClick=${() => setModal({ kind: "new" })}>New token</button></div>
+      ${!(error instanceof ApiError && error.status === 403) && html`<button type="button" class="primary"
+        onClick=${() => setModal({ kind: "new" })}>New token</button>`}</div>
     <p class="muted lead">Who may call this server: the REST API, the gateway, this page. A member sees its team's connections; an admin sees everything.</p>
     ${error && html`<${Problem} error=${error} what="tokens" retry=${load} />`}
     ${!tokens && !error && html`<p><${Spinner} /> Loading tokens…</p>`}
@@ -147,14 +148,14 @@ function Tokens() {
         <th scope="col">Sources</th><th scope="col">Expires</th><th scope="col" class="num">RPM</th><th scope="col" class="num">Budget</th>
         <th scope="col">Last used</th><th scope="col">State</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
       <tbody>${tokens.map((t) => html`<tr key=${t.id} class=${t.active ? "" : "inactive"}>
-        <th scope="row">${t.name}${t.created_by && html`<small class="muted block">by ${t.created_by}</small>`}</th>
-        <td class="mono">${t.key_id}</td>
-        <td>${t.role === "admin" ? html`<${Badge} kind="integration">Admin<//>` : "Member"}</td>
-        <td>${t.team ?? html`<span class="muted">—</span>`}</td>
-        <td>${t.sources.length ? t.sources.map((s) => html`<${Badge} kind="tag">${SOURCES[s] ?? s}<//> `) : html`<span class="muted">Any</span>`}</td>
-        <td>${t.expires_at ? fmt.date(t.expires_at) : html`<span class="muted">Never</span>`}</td>
-        <td class="num">${fmt.num(t.rpm_limit)}</td><td class="num">${fmt.cost(t.monthly_budget)}</td>
-        <td>${fmt.ago(t.last_used_at)}</td><td>${tokenState(t)}</td>
+        <th scope="row">${t.name}${t.created_by && html`<small class="muted block">by ${tokens.find((x) => x.id === t.created_by)?.name ?? t.created_by}</small>`}</th>
+        <td class="mono" data-label="Key id">${t.key_id}</td>
+        <td data-label="Role">${t.role === "admin" ? html`<${Badge} kind="integration">Admin<//>` : "Member"}</td>
+        <td data-label="Team">${t.team ?? html`<span class="muted">—</span>`}</td>
+        <td data-label="Sources">${t.sources.length ? t.sources.map((s) => html`<${Badge} kind="tag">${SOURCES[s] ?? s}<//> `) : html`<span class="muted">Any</span>`}</td>
+        <td data-label="Expires">${t.expires_at ? fmt.date(t.expires_at) : html`<span class="muted">Never</span>`}</td>
+        <td class="num" data-label="RPM">${fmt.num(t.rpm_limit)}</td><td class="num" data-label="Budget">${fmt.cost(t.monthly_budget)}</td>
+        <td data-label="Last used">${fmt.ago(t.last_used_at)}</td><td data-label="State">${tokenState(t)}</td>
         <td class="row-actions">${!t.revoked_at && html`<button type="button" class="danger"
           onClick=${() => setModal({ kind: "revoke", token: t })} aria-label=${`Revoke ${t.name}`}>Revoke</button>`}</td>
       </tr>`)}</tbody></table></div>`}
@@ -213,11 +214,11 @@ function Audit() {
         <th scope="col">Fields</th><th scope="col">Outcome</th></tr></thead>
       <tbody>${page.items.map((e) => html`<tr key=${e.id}>
         <td title=${e.created_at}>${fmt.date(e.created_at)}</td>
-        <td>${e.token_name ?? html`<span class="muted">open server</span>`}${e.client && html`<small class="muted block mono">${e.client}</small>`}</td>
-        <td class="mono">${e.action}</td>
-        <td>${e.target_type && html`<span class="muted">${e.target_type} </span>`}${e.target_name ?? html`<span class="mono">${e.target_id ?? "—"}</span>`}</td>
-        <td>${e.fields.length ? html`<span class="mono">${e.fields.join(", ")}</span>` : html`<span class="muted">—</span>`}</td>
-        <td><${Badge} kind=${e.outcome === "ok" ? "good" : "bad"}>${e.outcome}<//></td>
+        <td data-label="Who">${e.token_name ?? html`<span class="muted">open server</span>`}${e.client && html`<small class="muted block mono">${e.client}</small>`}</td>
+        <td class="mono" data-label="Action">${e.action}</td>
+        <td data-label="Target">${e.target_type && html`<span class="muted">${e.target_type} </span>`}${e.target_name ?? html`<span class="mono">${e.target_id ?? "—"}</span>`}</td>
+        <td data-label="Fields">${e.fields.length ? html`<span class="mono">${e.fields.join(", ")}</span>` : html`<span class="muted">—</span>`}</td>
+        <td data-label="Outcome"><${Badge} kind=${e.outcome === "ok" ? "good" : "bad"}>${e.outcome}<//></td>
       </tr>`)}</tbody></table></div>
       <${Pager} offset=${filters.offset} total=${page.total} onPage=${(offset) => setFilters((f) => ({ ...f, offset }))} />`}
   </div>`;
@@ -269,10 +270,10 @@ function Deliveries({ hook, onClose }) {
       <thead><tr><th scope="col">When</th><th scope="col">Event</th><th scope="col" class="num">Attempt</th><th scope="col">Status</th>
         <th scope="col" class="num">Response</th><th scope="col" class="num">Took</th></tr></thead>
       <tbody>${page.items.map((d) => html`<tr key=${d.id}>
-        <td>${fmt.date(d.created_at)}</td><td class="mono">${d.event_type}</td><td class="num">${d.attempt}</td>
+        <td>${fmt.date(d.created_at)}</td><td class="mono" data-label="Event">${d.event_type}</td><td class="num" data-label="Attempt">${d.attempt}</td>
         <td><${Badge} kind=${d.success ? "good" : "bad"}>${d.success ? "Delivered" : "Failed"}<//>
           ${d.error && html`<small class="muted block">${d.error}</small>`}</td>
-        <td class="num">${d.status_code ?? "—"}</td><td class="num">${fmt.ms(d.duration_ms)}</td></tr>`)}</tbody></table></div>
+        <td class="num" data-label="Response">${d.status_code ?? "—"}</td><td class="num" data-label="Took">${fmt.ms(d.duration_ms)}</td></tr>`)}</tbody></table></div>
       <${Pager} offset=${offset} total=${page.total} onPage=${setOffset} />`}
     <div class="actions"><button type="button" onClick=${load}>Refresh</button><button type="button" class="primary" onClick=${onClose}>Close</button></div>
   <//>`;
@@ -298,10 +299,10 @@ function Webhooks() {
         <th scope="col">Created</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
       <tbody>${hooks.map((w) => html`<tr key=${w.id}>
         <th scope="row"><span class="mono clip-url">${w.url}</span>${w.description && html`<small class="muted block">${w.description}</small>`}</th>
-        <td>${w.events.map((e) => html`<${Badge} kind="tag">${e === "*" ? "all events" : e}<//> `)}</td>
-        <td class="mono">${w.has_secret ? w.secret_mask : "—"}</td>
-        <td>${w.is_active ? html`<${Badge} kind="good">Active<//>` : html`<${Badge}>Paused<//>`}</td>
-        <td>${fmt.ago(w.created_at)}</td>
+        <td data-label="Events">${w.events.map((e) => html`<${Badge} kind="tag">${e === "*" ? "all events" : e}<//> `)}</td>
+        <td class="mono" data-label="Secret">${w.has_secret ? w.secret_mask : "—"}</td>
+        <td data-label="State">${w.is_active ? html`<${Badge} kind="good">Active<//>` : html`<${Badge}>Paused<//>`}</td>
+        <td data-label="Created">${fmt.ago(w.created_at)}</td>
         <td class="row-actions">
           <button type="button" onClick=${() => setModal({ kind: "deliveries", hook: w })} aria-label=${`Deliveries to ${w.url}`}>Deliveries</button>
           <button type="button" class="danger" onClick=${() => setModal({ kind: "delete", hook: w })} aria-label=${`Delete the webhook to ${w.url}`}>Delete</button>
