@@ -21,6 +21,7 @@ from aiohttp import web
 
 from tests.conftest import Database, Server, start_server
 from tests.upstreams.base import FakeUpstream
+from ump_llm_connections.domain.events import EVENT_TYPES
 
 SECRET = "whsec-test-" + "k" * 20 + "-tail"  # 36 characters
 
@@ -183,6 +184,18 @@ def test_webhook_crud_and_validation(hooks: httpx.Client, receiver: Receiver) ->
     assert hooks.delete(f"/api/webhooks/{created['id']}").status_code == 204
     assert hooks.get(f"/api/webhooks/{created['id']}").status_code == 404
     assert hooks.get("/api/webhooks").json()["total"] == 1
+
+
+def test_the_event_names_a_webhook_takes_are_in_the_openapi_document(api: httpx.Client) -> None:
+    """A client (the web UI's checkboxes) offers the names from the schema, not a copy of them."""
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["WebhookCreate"]
+    offered = schema["properties"]["events"]["items"]["enum"]
+    assert offered == [*EVENT_TYPES, "*"]
+    for name in offered:
+        body = {"url": "http://127.0.0.1:9/hook", "events": [name]}
+        created = api.post("/api/webhooks", json=body)
+        assert created.status_code == 201, created.text
+        assert api.delete(f"/api/webhooks/{created.json()['id']}").status_code == 204
 
 
 def test_connection_created_is_delivered_signed_to_subscribers_only(

@@ -57,7 +57,13 @@ def _check_event_list(events: list[str]) -> list[str]:
 
 
 WebhookUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_webhook_url)]
-EventName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_check_event_name)]
+# The schema lists the names (and '*'), so clients can offer them; the validator says which.
+EventName = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_check_event_name),
+    Field(json_schema_extra={"enum": [*EVENT_TYPES, WEBHOOK_ALL_EVENTS]}),
+]
 WebhookEvents = Annotated[
     list[EventName], Field(min_length=1, max_length=50), AfterValidator(_check_event_list)
 ]

@@ -12,7 +12,7 @@ const PAGES = {
   presets: { title: "Presets", load: () => import("./views/presets.js") },
   tokens: { title: "Tokens", load: () => import("./views/admin.js"), admin: true },
   audit: { title: "Audit log", load: () => import("./views/admin.js"), admin: true },
-  webhooks: { title: "Webhooks", load: () => import("./views/admin.js"), admin: true },
+  webhooks: { title: "Webhooks", load: () => import("./views/admin.js") }, // members keep their own
 };
 
 // "#/connections/<id>" -> {page: "connection", arg: "<id>"}
