@@ -3,6 +3,7 @@ token stays in the tab's sessionStorage (never in the URL or localStorage)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.ui.conftest import UI_PATH, Watch, axe, open_ui, shoot
 @dataclass
 class Teams:
     server: Server
+    admin: str
     alice: str  # a member of team a
 
 
@@ -43,7 +45,7 @@ def teams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Teams]:
                         },
                     )
                     assert made.status_code == 201, made.text
-            yield Teams(server, alice)
+            yield Teams(server, admin, alice)
         finally:
             server.stop()
 
@@ -80,3 +82,55 @@ def test_a_member_signs_in_and_sees_only_their_team(page: Page, teams: Teams, wa
     expect(page.get_by_label("API token")).to_be_visible()
     assert page.evaluate("sessionStorage.length") == 0
     assert page.url.endswith(UI_PATH + "#/connections")
+
+
+def sign_in(page: Page, teams: Teams, token: str) -> None:
+    open_ui(page, teams.server)
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("navigation", name="Sections")).to_be_visible()
+
+
+def test_an_admin_makes_a_token_shown_once_and_reads_the_audit_log_and_webhooks(
+    page: Page, teams: Teams, watch: Watch
+) -> None:
+    watch.expect_status(401)
+    sign_in(page, teams, teams.admin)
+    sections = page.get_by_role("navigation", name="Sections")
+    sections.get_by_role("link", name="Tokens").click()
+    expect(page.get_by_role("heading", name="Tokens", level=1)).to_be_visible()
+    expect(page.get_by_role("rowheader", name="alice")).to_be_visible()
+    axe(page, "tokens page")
+
+    page.get_by_role("button", name="New token").click()
+    dialog = page.get_by_role("dialog", name="New token")
+    dialog.get_by_label("Name", exact=True).fill("ci job")
+    dialog.get_by_label("Team", exact=True).fill("a")
+    axe(page, "new token dialog")
+    dialog.get_by_role("button", name="Create token").click()
+    shown = page.get_by_role("dialog", name="Token for ci job")
+    made = shown.get_by_label("Token", exact=True)
+    expect(made).to_have_value(re.compile(r"^ump_"))
+    token = made.input_value()
+    shoot(page, "token-shown-once")
+    axe(page, "new token shown once")
+    shown.get_by_role("button", name="Done").click()
+    expect(page.get_by_role("rowheader", name="ci job")).to_be_visible()
+    shoot(page, "tokens")
+    assert token not in page.content()
+
+    sections.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Audit log", level=1)).to_be_visible()
+    expect(page.get_by_role("cell", name="token.create").first).to_be_visible()
+    shoot(page, "audit")
+    axe(page, "audit log")
+
+    sections.get_by_role("link", name="Webhooks").click()
+    expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+    axe(page, "webhooks page")
+    page.get_by_role("button", name="New webhook").click()
+    dialog = page.get_by_role("dialog", name="New webhook")
+    expect(dialog.get_by_label("URL", exact=True)).to_be_visible()
+    axe(page, "new webhook dialog")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
