@@ -185,3 +185,20 @@ def test_the_key_never_reaches_the_page(
     for answer in read:
         assert KEY not in answer.body().decode(errors="replace"), answer.url
     assert KEY not in page.content()
+
+
+def test_on_a_phone_the_list_and_a_test_fit_the_screen(
+    narrow_page: Page, server: Server, three: dict[str, dict[str, Any]]
+) -> None:
+    page = narrow_page
+    open_ui(page, server)
+    expect(listed(page)).to_have_text(["Local Ollama", "OpenAI GPT-4", "Spare vLLM"])
+    page.get_by_role("button", name="Test Local Ollama").click()
+    result = page.get_by_role("dialog", name="Test: Local Ollama")
+    expect(result.get_by_text("Success", exact=True)).to_be_visible()
+    box = result.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    overflow = page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, f"{overflow} px wider than the screen"
