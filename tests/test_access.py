@@ -477,7 +477,7 @@ def _probe_body(path: str, owned: Owned) -> Any:
     """What a member of another team would send to reach team A's things through a create."""
     if path == "/api/connections":
         return connection_body_to(owned)
-    if path == "/api/connections/test":
+    if path in ("/api/connections/test", "/api/connections/models"):
         return {"connection": connection_body_to(owned)}
     if path == "/api/pools":
         return {"name": "walk-carol-pool", "members": [{"connection_id": owned.connection}]}
