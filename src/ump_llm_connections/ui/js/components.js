@@ -65,7 +65,7 @@ export const TYPES = {
   google: { label: "Google", icon: "◆" },
   groq: { label: "Groq", icon: "⚡" },
   together: { label: "Together AI", icon: "⊕" },
-  azure_openai: { label: "Azure OpenAI", icon: "▲" },
+  azure: { label: "Azure OpenAI", icon: "▲" },
 };
 
 export function TypeIcon({ type }) {
