@@ -477,7 +477,7 @@ def _probe_body(path: str, owned: Owned) -> Any:
     """What a member of another team would send to reach team A's things through a create."""
     if path == "/api/connections":
         return connection_body_to(owned)
-    if path in ("/api/connections/test", "/api/connections/models"):
+    if path == "/api/connections/test":
         return {"connection": connection_body_to(owned)}
     if path == "/api/pools":
         return {"name": "walk-carol-pool", "members": [{"connection_id": owned.connection}]}
@@ -639,6 +639,8 @@ def test_the_upstream_allowlist_binds_members_not_admins(
             unsaved = {**local, "name": "unsaved"}
             tested = member.post("/api/connections/test", json={"connection": unsaved})
             assert tested.json()["error"]["field"] == "connection.base_url"
+            listed_models = member.post("/api/connections/models", json={"connection": unsaved})
+            assert listed_models.json()["error"]["field"] == "connection.base_url"
             hook = member.post(
                 "/api/webhooks", json={"url": "http://localhost:9/h", "events": ["*"]}
             )

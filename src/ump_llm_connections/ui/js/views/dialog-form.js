@@ -88,10 +88,13 @@ export function createBody(form, key) {
   return body;
 }
 
-// An edit: only the fields that changed; a field the new type does not use is cleared.
+// An edit: only the fields that changed. A field the type does not use is left alone, or
+// cleared when the type changes (the server then fills in the new type's defaults).
 export function changes(form, initial, keyAction, key) {
   const body = {};
+  const retyped = form.connection_type !== initial.connection_type;
   for (const field of ALL) {
+    if (!applies(form, field) && !retyped) continue;
     const now = applies(form, field) ? value(form, field) : null;
     const before = value(initial, field);
     if (JSON.stringify(now) !== JSON.stringify(before)) body[field] = now;

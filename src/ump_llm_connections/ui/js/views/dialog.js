@@ -11,6 +11,7 @@ loadStyle("dialog.css");
 
 const MODELS_TIMEOUT_MS = 10000;
 const TEST_TIMEOUT_MS = 90000;
+const KEYLESS = new Set(["local", "remote", "aws_spot"]);
 const ADVANCED = new Set([...Object.keys(NUMBERS), "probe_mode", "is_active"]);
 
 // Enums from the API's own schema (probe modes, wire formats), read once.
@@ -102,7 +103,7 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
   return html`<${Dialog} title=${title} onClose=${onClose} wide labelledBy="cf-title">
     <form ref=${formRef} class="editor" onSubmit=${submit} novalidate>
       <div class="editor-grid">
-        ${text("name", "Name", { required: true, autocomplete: "off" })}
+        ${text("name", "Name", { required: true, autocomplete: "off", autofocus: true })}
         ${field("connection_type", "Type", (props) => html`<select ...${props} value=${form.connection_type} onChange=${setType}>
           ${Object.entries(TYPES).map(([value, type]) => html`<option value=${value}>${type.label}</option>`)}
         </select>`)}
@@ -186,9 +187,13 @@ function KeyField({ editing, connection, mode, action, setAction, value, setValu
 function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
   const [list, setList] = useState({ state: "idle", models: [] });
   const reach = reachKey(form, sendKey);
+  const waitsForKey = !sendKey && !KEYLESS.has(form.connection_type); // no call bound to fail
   const [tries, setTries] = useState(0);
   useEffect(() => {
-    if (!editing && !form.base_url && !DEFAULT_BASE_URLS[form.connection_type]) return undefined;
+    if (!editing && (waitsForKey || (!form.base_url && !DEFAULT_BASE_URLS[form.connection_type]))) {
+      setList({ state: "idle", models: [] });
+      return undefined;
+    }
     const controller = new AbortController();
     const timer = setTimeout(async () => {
       setList((l) => ({ ...l, state: "loading" }));
@@ -208,9 +213,9 @@ function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
   }, [editing ? connection.id : reach, tries]);
 
   const hint = {
-    idle: "", loading: html`<${Spinner} label="Loading models" /> Asking the upstream for its models…`,
+    idle: !editing && waitsForKey ? "The models offered show here once the key is in." : "", loading: html`<${Spinner} label="Loading models" /> Asking the upstream for its models…`,
     ok: list.models.length ? `${list.models.length} models offered${editing ? " (saved settings)" : ""}: type to pick` : "The upstream listed no models",
-    error: html`Model list unavailable: ${list.message}. <button type="button" class="link" onClick=${() => setTries((t) => t + 1)}>Retry</button>`,
+    error: html`Model list unavailable: ${(list.message ?? "").replace(/\.$/, "")}. <button type="button" class="link" onClick=${() => setTries((t) => t + 1)}>Retry</button>`,
   }[list.state];
   return html`<div class=${error ? "field invalid" : "field"}>
     <label for="cf-model_name">Model</label>
