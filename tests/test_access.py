@@ -639,6 +639,8 @@ def test_the_upstream_allowlist_binds_members_not_admins(
             unsaved = {**local, "name": "unsaved"}
             tested = member.post("/api/connections/test", json={"connection": unsaved})
             assert tested.json()["error"]["field"] == "connection.base_url"
+            listed_models = member.post("/api/connections/models", json={"connection": unsaved})
+            assert listed_models.json()["error"]["field"] == "connection.base_url"
             hook = member.post(
                 "/api/webhooks", json={"url": "http://localhost:9/h", "events": ["*"]}
             )
