@@ -151,12 +151,18 @@ def start_server(db: Database, data_dir: Path, **env: str) -> Server:
 
 
 def launch_server(
-    db: Database, data_dir: Path, env: dict[str, str], *, start_timeout_s: float
+    db: Database,
+    data_dir: Path,
+    env: dict[str, str],
+    *,
+    start_timeout_s: float,
+    port: int | None = None,
 ) -> Server:
-    """``ump-llm serve`` on a free port, with ``env`` over a clean ``UMP_*`` environment."""
-    port = free_port()
+    """``ump-llm serve`` on ``port`` (by default a free one), with ``env`` over a clean
+    ``UMP_*`` environment."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{port}.log"
+    log_path = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [

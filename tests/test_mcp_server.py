@@ -21,7 +21,14 @@ from mcp.client.session import ClientSession, IncomingMessage
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import Database, Server, cli_env, free_port, make_database, start_server
+from tests.conftest import (
+    Database,
+    Server,
+    free_port,
+    launch_server,
+    make_database,
+    start_server,
+)
 from tests.test_access import create_token, wait_until
 from tests.test_gateway import FORMATS
 from tests.upstreams.base import Behaviour
@@ -290,36 +297,8 @@ async def test_the_stdio_server_survives_the_main_server_restarting(
 
 
 def serve_on(db: Database, data_dir: Path, port: int) -> Server:
-    """``ump-llm serve`` on the given port (``launch_server`` picks a free one)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / f"server-{port}-{time.monotonic_ns()}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ump_llm_connections",
-                "serve",
-                "--port",
-                str(port),
-                "--database-url",
-                db.url,
-            ],
-            env=cli_env(data_dir, UMP_HEALTH_MONITOR="false", UMP_GATEWAY_REFRESH_S="0.05"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", db, data_dir, log_path, process)
-    wait_until(lambda: _healthy(server), timeout=60)
-    return server
-
-
-def _healthy(server: Server) -> bool:
-    assert server.process.poll() is None, server.log()
-    try:
-        return httpx.get(server.url + "/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+    env = {"UMP_HEALTH_MONITOR": "false", "UMP_GATEWAY_REFRESH_S": "0.05"}
+    return launch_server(db, data_dir, env, start_timeout_s=60, port=port)
 
 
 # -- HTTP ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from ump_llm_connections.domain import (
     TestRequest,
     TestResult,
     TokenCounts,
+    UnsavedModelsRequest,
     UnsavedTestRequest,
 )
 from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
@@ -298,6 +299,12 @@ class ConnectionTester:
 
     async def models(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> list[str]:
         _, target = await self._registry.target(ref, caller=caller)
+        return await adapter_for(target, self._http).list_models()
+
+    async def models_unsaved(
+        self, request: UnsavedModelsRequest, *, caller: Principal = OPEN_ACCESS
+    ) -> list[str]:
+        target = self._registry.unsaved_target(request.connection, caller)
         return await adapter_for(target, self._http).list_models()
 
     async def history(

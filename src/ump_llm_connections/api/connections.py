@@ -32,6 +32,7 @@ from ump_llm_connections.domain import (
     Summary,
     TestRequest,
     TestResult,
+    UnsavedModelsRequest,
     UnsavedTestRequest,
 )
 from ump_llm_connections.domain.access import ShareRequest
@@ -113,6 +114,17 @@ async def run_unsaved_test(
     body: UnsavedTestRequest, tester: TesterDep, caller: PrincipalDep
 ) -> TestResult:
     return await tester.test_unsaved(body, caller=caller)
+
+
+@router.post(
+    "/models",
+    summary="The models a configuration's upstream offers, before saving it",
+    responses=UPSTREAM_ERRORS,
+)
+async def list_unsaved_models(
+    body: UnsavedModelsRequest, tester: TesterDep, caller: PrincipalDep
+) -> ModelList:
+    return ModelList(models=await tester.models_unsaved(body, caller=caller))
 
 
 @router.get("/summary", summary="Counts for the summary cards")

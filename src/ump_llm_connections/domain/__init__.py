@@ -88,6 +88,7 @@ from ump_llm_connections.domain.events import EVENT_TYPES
 from ump_llm_connections.domain.health import (
     DEFAULT_TEST_PROMPT,
     ConnectionDetail,
+    DraftConnection,
     HealthCheckPage,
     HealthCheckRead,
     HealthSummary,
@@ -96,6 +97,7 @@ from ump_llm_connections.domain.health import (
     TestRequest,
     TestResult,
     TokenCounts,
+    UnsavedModelsRequest,
     UnsavedTestRequest,
 )
 from ump_llm_connections.domain.health_rules import (
@@ -221,6 +223,7 @@ __all__ = [
     "ConnectionUsage",
     "Cost",
     "Description",
+    "DraftConnection",
     "ErrorKind",
     "EventName",
     "Failure",
@@ -289,6 +292,7 @@ __all__ = [
     "TokenList",
     "TokenRead",
     "Transition",
+    "UnsavedModelsRequest",
     "UnsavedTestRequest",
     "UsageBucket",
     "UsageReport",

@@ -16,14 +16,17 @@ from pydantic import (
 from ump_llm_connections.domain.connections import (
     ConnectionCreate,
     ConnectionRead,
+    ModelName,
     UtcDateTime,
 )
 from ump_llm_connections.domain.enums import ConnectionStatus
 from ump_llm_connections.domain.input import Body, Integer, TextBlock
+from ump_llm_connections.domain.names import Name
 
 __all__ = [
     "DEFAULT_TEST_PROMPT",
     "ConnectionDetail",
+    "DraftConnection",
     "HealthCheckPage",
     "HealthCheckRead",
     "HealthSummary",
@@ -32,6 +35,7 @@ __all__ = [
     "TestRequest",
     "TestResult",
     "TokenCounts",
+    "UnsavedModelsRequest",
     "UnsavedTestRequest",
 ]
 
@@ -52,6 +56,21 @@ class UnsavedTestRequest(TestRequest):
     has it, plus the optional prompt and max_tokens of the test."""
 
     connection: ConnectionCreate
+
+
+class DraftConnection(ConnectionCreate):
+    """A configuration being filled in: listing its upstream's models needs no name and no model
+    (the model is what the list helps to pick)."""
+
+    name: Name = "draft"
+    model_name: ModelName = "draft"
+
+
+class UnsavedModelsRequest(Body):
+    """Body of ``POST /api/connections/models``: a configuration not saved yet, whose upstream
+    is asked for its models (the Add dialog's model picker)."""
+
+    connection: DraftConnection
 
 
 class TokenCounts(BaseModel):
