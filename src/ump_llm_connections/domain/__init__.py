@@ -155,9 +155,12 @@ from ump_llm_connections.domain.pools import (
 )
 from ump_llm_connections.domain.secret import SECRET_MASK, SecretRules, SecretText
 from ump_llm_connections.domain.usage import (
+    ActivityList,
+    ConnectionActivity,
     ConnectionUsage,
     PoolUsage,
     ReportRow,
+    SourceUsage,
     UsageBucket,
     UsageReport,
     UsageStats,
@@ -199,6 +202,7 @@ __all__ = [
     "TYPE_API_FORMAT",
     "WEBHOOK_ALL_EVENTS",
     "ActionFilter",
+    "ActivityList",
     "ApiFormat",
     "ApiKey",
     "AuditAction",
@@ -209,6 +213,7 @@ __all__ = [
     "AuditTarget",
     "BaseUrl",
     "Body",
+    "ConnectionActivity",
     "ConnectionCreate",
     "ConnectionDetail",
     "ConnectionFields",
@@ -273,6 +278,7 @@ __all__ = [
     "ShortText",
     "SingleLine",
     "Source",
+    "SourceUsage",
     "Summary",
     "Tag",
     "Tags",
