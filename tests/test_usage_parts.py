@@ -226,6 +226,7 @@ def test_reports_sum_the_parts_of_named_rows() -> None:
             success=True,
             cost=0.5,
             pool_id=pool if connection == b else None,
+            source="api",
         )
 
     rows = [row(a, 50, (4, 1, 2)), row(a, 10, (None, None, None)), row(b, 5, (3, 0, 1))]

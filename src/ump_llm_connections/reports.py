@@ -5,10 +5,10 @@ arithmetic is ``gateway.usage.report``."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 from ump_llm_connections.clock import utcnow
-from ump_llm_connections.domain import PoolMemberStats, PoolStats, UsageReport
+from ump_llm_connections.domain import ActivityList, PoolMemberStats, PoolStats, UsageReport
 from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.gateway.usage import parse_duration, report
 from ump_llm_connections.pools import PoolService
@@ -74,6 +74,16 @@ class UsageReports:
                 for m in pool.members
             ],
         )
+
+    async def activity(
+        self, ids: list[uuid.UUID], *, caller: Principal = OPEN_ACCESS
+    ) -> ActivityList:
+        """The list page's activity of the connections ``ids`` this caller may see."""
+        if not caller.is_admin:
+            visible = await self._registry.names(caller=caller)
+            ids = [i for i in ids if i in visible]
+        midnight = datetime.combine(utcnow().date(), time(), UTC)
+        return ActivityList(items=await self._store.activity(list(dict.fromkeys(ids)), midnight))
 
     async def costs_since(self, start: datetime) -> dict[uuid.UUID, float]:
         """Spend per connection and per API token since ``start`` (every replica's calls

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -14,10 +15,12 @@ from ump_llm_connections.api.deps import (
     QueryBool,
     RegistryDep,
     TesterDep,
+    UsageDep,
     refuse_unknown_params,
 )
 from ump_llm_connections.api.responses import UPSTREAM_ERRORS, errors
 from ump_llm_connections.domain import (
+    ActivityList,
     ConnectionCreate,
     ConnectionDetail,
     ConnectionFilters,
@@ -59,6 +62,7 @@ LIST_PARAMS = frozenset(
 
 Ref = Annotated[str, "a connection id (UUID) or its name"]
 MAX_TAGS = 50  # as many as a connection may have
+MAX_ACTIVITY_IDS = 200  # a page of the list, and then some
 
 
 @router.post("", status_code=201, summary="Create a connection", responses=errors(409))
@@ -130,6 +134,20 @@ async def list_unsaved_models(
 @router.get("/summary", summary="Counts for the summary cards")
 async def summary(registry: RegistryDep, caller: PrincipalDep) -> Summary:
     return await registry.summary(caller=caller)
+
+
+@router.get("/activity", summary="Latency of the last call and calls today, per list row")
+async def activity(
+    usage: UsageDep,
+    caller: PrincipalDep,
+    id: Annotated[
+        list[uuid.UUID],
+        Query(description=f"Repeatable: connection ids, at most {MAX_ACTIVITY_IDS}"),
+    ] = [],  # noqa: B006 - FastAPI copies query defaults
+) -> ActivityList:
+    if len(id) > MAX_ACTIVITY_IDS:
+        raise InvalidInput(f"at most {MAX_ACTIVITY_IDS} ids", field="id")
+    return await usage.activity(id, caller=caller)
 
 
 @router.get("/{connection_id}", summary="Get one connection (by id or name), with its health")

@@ -28,7 +28,7 @@ from ump_llm_connections.tokens import TokenService
 from ump_llm_connections.webhooks import WebhookService
 
 MAX_OFFSET = 1_000_000_000
-MAX_QUERY_ITEMS = 100
+MAX_QUERY_ITEMS = 250  # the most any route takes: 200 ids of /api/connections/activity
 
 
 PRINCIPAL = "ump.principal"  # scope keys the auth middleware (api/auth.py) sets

@@ -157,9 +157,12 @@ from ump_llm_connections.domain.pools import (
 )
 from ump_llm_connections.domain.secret import SECRET_MASK, SecretRules, SecretText
 from ump_llm_connections.domain.usage import (
+    ActivityList,
+    ConnectionActivity,
     ConnectionUsage,
     PoolUsage,
     ReportRow,
+    SourceUsage,
     UsageBucket,
     UsageReport,
     UsageStats,
@@ -201,6 +204,7 @@ __all__ = [
     "TYPE_API_FORMAT",
     "WEBHOOK_ALL_EVENTS",
     "ActionFilter",
+    "ActivityList",
     "ApiFormat",
     "ApiKey",
     "AuditAction",
@@ -211,6 +215,7 @@ __all__ = [
     "AuditTarget",
     "BaseUrl",
     "Body",
+    "ConnectionActivity",
     "ConnectionCreate",
     "ConnectionDetail",
     "ConnectionFields",
@@ -276,6 +281,7 @@ __all__ = [
     "ShortText",
     "SingleLine",
     "Source",
+    "SourceUsage",
     "Summary",
     "Tag",
     "Tags",

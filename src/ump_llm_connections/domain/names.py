@@ -18,6 +18,7 @@ __all__ = ["MAX_NAME_KEY", "RESERVED_NAMES", "Name", "name_key"]
 RESERVED_NAMES = frozenset(
     {
         "summary",
+        "activity",
         "test",
         "health",
         "health-checks",

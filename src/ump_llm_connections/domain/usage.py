@@ -9,9 +9,12 @@ from typing import NamedTuple
 from pydantic import BaseModel
 
 __all__ = [
+    "ActivityList",
+    "ConnectionActivity",
     "ConnectionUsage",
     "PoolUsage",
     "ReportRow",
+    "SourceUsage",
     "UsageBucket",
     "UsageReport",
     "UsageStats",
@@ -51,6 +54,10 @@ class PoolUsage(UsageStats):
     name: str | None  # null for a pool deleted since
 
 
+class SourceUsage(UsageStats):
+    source: str  # livekit, mcp, automation or api
+
+
 class UsageReport(BaseModel):
     window_start: datetime
     window_end: datetime
@@ -59,6 +66,19 @@ class UsageReport(BaseModel):
     buckets: list[UsageBucket]
     connections: list[ConnectionUsage] | None = None  # only in the report across connections
     pools: list[PoolUsage] | None = None  # likewise: calls made through pools
+    sources: list[SourceUsage] = []  # per source, most requests first
+
+
+class ConnectionActivity(BaseModel):
+    """A list row's activity: how fast the last call was and how many calls came today."""
+
+    connection_id: uuid.UUID
+    last_latency_ms: float | None  # of the last gateway call, or of the last test when none
+    requests_today: int  # gateway calls since midnight UTC
+
+
+class ActivityList(BaseModel):
+    items: list[ConnectionActivity]
 
 
 class ReportRow(NamedTuple):
@@ -76,3 +96,4 @@ class ReportRow(NamedTuple):
     success: bool
     cost: float | None
     pool_id: uuid.UUID | None
+    source: str

@@ -26,6 +26,7 @@ from ump_llm_connections.domain import (
     ConnectionUsage,
     PoolUsage,
     ReportRow,
+    SourceUsage,
     UsageBucket,
     UsageReport,
     UsageStats,
@@ -273,7 +274,8 @@ def report(
     names: dict[uuid.UUID, str] | None = None,
     pool_names: dict[uuid.UUID, str] | None = None,
 ) -> UsageReport:
-    """Totals, time buckets and (with ``names``) per-connection totals of usage rows."""
+    """Totals, time buckets, per-source totals and (with ``names``) per-connection totals of
+    usage rows."""
     span = parse_duration(window, "window")
     step = parse_duration(bucket, "bucket") if bucket else _auto_bucket(span)
     if span / step > MAX_BUCKETS:
@@ -285,6 +287,7 @@ def report(
     per_bucket: list[list[ReportRow]] = [[] for _ in range(count)]
     per_connection: dict[uuid.UUID, list[ReportRow]] = {}
     per_pool: dict[uuid.UUID, list[ReportRow]] = {}
+    per_source: dict[str, list[ReportRow]] = {}
     everything: list[ReportRow] = []
     for row in rows:
         when = row.created_at
@@ -296,6 +299,7 @@ def report(
         per_connection.setdefault(row.connection_id, []).append(row)
         if row.pool_id is not None:
             per_pool.setdefault(row.pool_id, []).append(row)
+        per_source.setdefault(row.source, []).append(row)
         everything.append(row)
     return UsageReport(
         window_start=start,
@@ -323,6 +327,10 @@ def report(
                 for pid, r in per_pool.items()
             ),
             key=lambda p: -p.requests,
+        ),
+        sources=sorted(
+            (SourceUsage(source=s, **_stats(r).model_dump()) for s, r in per_source.items()),
+            key=lambda s: -s.requests,
         ),
     )
 

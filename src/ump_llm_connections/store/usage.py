@@ -10,10 +10,11 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ump_llm_connections.domain import ReportRow
-from ump_llm_connections.store.tables import ConnectionRow, PoolRow, UsageRow
+from ump_llm_connections.domain import ConnectionActivity, ReportRow
+from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow, PoolRow, UsageRow
 
 U = UsageRow
+H = HealthCheckRow
 USAGE = UsageRow.metadata.tables[UsageRow.__tablename__]
 
 
@@ -134,3 +135,46 @@ class UsageStore:
             query = query.where(U.pool_id == pool_id)
         async with self._sessions() as session:
             return [ReportRow(*row) for row in (await session.execute(query)).all()]
+
+    async def activity(self, ids: list[uuid.UUID], since: datetime) -> list[ConnectionActivity]:
+        """Per connection of ``ids``: the latency of its last gateway call (of its last test
+        when it has none) and its calls since ``since``. Connections with neither a call nor a
+        test are left out. Index seeks only: the newest row per connection and one grouped
+        count over the rows since ``since``."""
+        if not ids:
+            return []
+        c = ConnectionRow
+        last_call = (
+            select(U.latency_ms)
+            .where(U.connection_id == c.id)
+            .order_by(U.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        last_test = (
+            select(H.latency_ms)
+            .where(H.connection_id == c.id)
+            .order_by(H.created_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        has_call = select(U.id).where(U.connection_id == c.id).exists()
+        has_test = select(H.id).where(H.connection_id == c.id).exists()
+        latest = select(c.id, func.coalesce(last_call, last_test), or_(has_call, has_test)).where(
+            c.id.in_(ids)
+        )
+        today = (
+            select(U.connection_id, func.count())
+            .where(U.connection_id.in_(ids), U.created_at >= since)
+            .group_by(U.connection_id)
+        )
+        async with self._sessions() as session:
+            seen = (await session.execute(latest)).all()
+            counts: dict[uuid.UUID, int] = dict((await session.execute(today)).tuples().all())
+        return [
+            ConnectionActivity(
+                connection_id=cid, last_latency_ms=latency, requests_today=counts.get(cid, 0)
+            )
+            for cid, latency, active in seen
+            if active
+        ]
