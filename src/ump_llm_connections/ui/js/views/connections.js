@@ -36,10 +36,14 @@ function Cards({ summary }) {
 
 function Filters({ filters, setFilters }) {
   const [search, setSearch] = useState(filters.q ?? "");
+  const [tag, setTag] = useState(filters.tag ?? "");
   useEffect(() => {
-    const timer = setTimeout(() => setFilters((f) => ({ ...f, q: search || null, offset: 0 })), 250);
+    const q = search || null;
+    const wanted = tag.trim() || null;
+    const timer = setTimeout(() => setFilters((f) => (
+      f.q === q && f.tag === wanted ? f : { ...f, q, tag: wanted, offset: 0 })), 250);
     return () => clearTimeout(timer);
-  }, [search]);
+  }, [search, tag]);
   const set = (key) => (event) => setFilters((f) => ({ ...f, [key]: event.target.value || null, offset: 0 }));
   return html`<form class="filters" role="search" onSubmit=${(e) => e.preventDefault()}>
     <div class="field grow"><label for="f-q">Search</label>
@@ -61,7 +65,7 @@ function Filters({ filters, setFilters }) {
         ${STATUSES.map((s) => html`<option value=${s}>${s[0].toUpperCase() + s.slice(1)}</option>`)}
       </select></div>
     <div class="field"><label for="f-tag">Tag</label>
-      <input id="f-tag" value=${filters.tag ?? ""} placeholder="e.g. prod" onChange=${set("tag")} /></div>
+      <input id="f-tag" value=${tag} placeholder="e.g. prod" onInput=${(e) => setTag(e.target.value)} /></div>
     <div class="field"><label for="f-sort">Sort</label>
       <select id="f-sort" value=${filters.sort} onChange=${set("sort")}>
         ${SORTS.map(([key, label]) => html`<option value=${key}>${label}</option>`)}
@@ -171,12 +175,13 @@ export default function ConnectionsPage() {
   useEffect(() => { reload(); }, [params]);
   useEffect(() => {
     let timer = null;
-    return onLive((event) => {
+    const stop = onLive((event) => {
       if (event.type === "poll" || event.type.startsWith("connection.")) {
         clearTimeout(timer);
         timer = setTimeout(reload, 150); // a burst of events, one reload
       }
     });
+    return () => { clearTimeout(timer); stop(); };
   }, [params]);
 
   const openEditor = async (mode, item) => {
