@@ -164,7 +164,10 @@ export default function ConnectionsPage() {
       if (list.items.length) {
         api(`/connections/activity${query({ id: list.items.map((i) => i.id) })}`)
           .then((found) => {
-            if (mine === generation.current) setActivity(Object.fromEntries(found.items.map((a) => [a.connection_id, a])));
+            if (mine !== generation.current) return;
+            const none = { last_latency_ms: null, requests_today: 0 }; // no call and no test yet
+            const byId = Object.fromEntries(found.items.map((a) => [a.connection_id, a]));
+            setActivity(Object.fromEntries(list.items.map((i) => [i.id, byId[i.id] ?? none])));
           }, () => {});
       }
     } catch (e) {
