@@ -179,6 +179,7 @@ class UsageRow(Base):
 
     __table_args__ = (
         Index("ix_llm_connection_usage_conn_time", "connection_id", "created_at"),
+        Index("ix_llm_connection_usage_time", "created_at"),
         Index("ix_llm_connection_usage_pool_time", "pool_id", "created_at"),
         Index("ix_llm_connection_usage_token_time", "token_id", "created_at"),
         Index("uq_llm_connection_usage_event_id", "event_id", unique=True),

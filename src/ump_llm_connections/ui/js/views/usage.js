@@ -49,7 +49,7 @@ function sum(rows) {
 }
 
 export default function Usage() {
-  const [win, setWin] = useState("7d");
+  const [win, setWin] = useState("24h");
   const [report, setReport] = useState(null);
   const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
