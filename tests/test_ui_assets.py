@@ -28,9 +28,7 @@ def test_the_vendored_libraries_are_the_recorded_ones() -> None:
 
 
 def test_the_uis_own_assets_stay_under_200_kb() -> None:
-    assets = [
-        p for p in UI.rglob("*") if p.suffix in (".js", ".css") and "vendor" not in p.parts
-    ]
+    assets = [p for p in UI.rglob("*") if p.suffix in (".js", ".css") and "vendor" not in p.parts]
     assert sum(p.stat().st_size for p in assets) < BUDGET
 
 
