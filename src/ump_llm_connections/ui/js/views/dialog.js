@@ -233,6 +233,8 @@ function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
 function TestPanel({ form, editing, connection, sendKey, keyAction, initial, showError }) {
   const [result, setResult] = useState(null);
   const [running, setRunning] = useState(false);
+  const shown = useRef(null);
+  useEffect(() => { if (result) shown.current?.scrollIntoView({ block: "nearest" }); }, [result]);
   const changed = editing && (reachKey(form, sendKey) !== reachKey(initial, "") || keyAction !== "keep");
   const withoutKey = changed && keyAction === "keep" && connection.has_api_key;
   const run = async () => {
@@ -257,7 +259,7 @@ function TestPanel({ form, editing, connection, sendKey, keyAction, initial, sho
         : withoutKey ? "Tests the changed settings without the stored key: replace it to test with a key."
         : editing && !changed ? "Tests the saved connection and records the result." : "Sends a short prompt; nothing is saved."}</span>
     </div>
-    <div aria-live="polite">
+    <div aria-live="polite" ref=${shown} class="test-out">
       ${result && (result.success
         ? html`<div class="test-result good">
             <strong>Works.</strong>
