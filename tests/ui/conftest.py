@@ -29,6 +29,8 @@ from playwright.sync_api import (
 )
 
 from tests.conftest import Server, make_database, start_server
+from tests.upstreams.ollama import FakeOllama
+from tests.upstreams.openai import FakeOpenAI
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -167,3 +169,18 @@ def axe(page: Page, what: str) -> None:
                 )
     page.emulate_media(color_scheme="light")
     assert not found, f"{what}:\n" + "\n".join(found)
+
+
+UPSTREAM_KEY = "sk-ui-upstream-key-0123456789abcdef"  # the fake OpenAI's: it must never show
+
+
+@pytest.fixture(scope="module")
+def ollama() -> Iterator[FakeOllama]:
+    with FakeOllama(api_key=None, models=("llama3.2:3b",)) as upstream:
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def openai_upstream() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=UPSTREAM_KEY, models=("gpt-4",)) as upstream:
+        yield upstream

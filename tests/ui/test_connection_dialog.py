@@ -4,31 +4,15 @@ and delete; an OpenAI connection added with a key that the page never receives b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
 from playwright.sync_api import Page, Request, Response, expect
 
 from tests.conftest import Server
-from tests.ui.conftest import UI_PATH, Watch, axe, shoot
+from tests.ui.conftest import UI_PATH, UPSTREAM_KEY, Watch, axe, shoot
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
-
-KEY = "sk-dialog-upstream-key-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    with FakeOllama(api_key=None, models=("llama3.2:3b",)) as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def openai_upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY, models=("gpt-4",)) as upstream:
-        yield upstream
 
 
 def model_lists(page: Page) -> list[str]:
@@ -132,14 +116,14 @@ def test_an_openai_key_goes_in_and_only_its_mask_comes_back(
     dialog.get_by_label("Base URL").fill(openai_upstream.url + "/v1")
     dialog.get_by_label("Name", exact=True).fill("OpenAI GPT-4")
     dialog.get_by_label("Type", exact=True).select_option(label="OpenAI")
-    dialog.get_by_label("API Key").fill(KEY)
+    dialog.get_by_label("API Key").fill(UPSTREAM_KEY)
     dialog.get_by_label("Model", exact=True).fill("gpt-4")
     dialog.get_by_role("region", name="Test").get_by_role("button", name="Test").click()
     expect(dialog.get_by_text("Works.")).to_be_visible()
     dialog.get_by_role("button", name="Create Connection").click()
     expect(dialog).to_be_hidden()
     mask = api.get("/api/connections/OpenAI GPT-4").json()["api_key_mask"]
-    assert mask and KEY not in mask
+    assert mask and UPSTREAM_KEY not in mask
 
     page.get_by_role("button", name="Edit OpenAI GPT-4").click()
     editor = page.get_by_role("dialog", name="Edit OpenAI GPT-4")
@@ -151,6 +135,6 @@ def test_an_openai_key_goes_in_and_only_its_mask_comes_back(
     read = [a for a in answers if not a.url.endswith("/api/events")]
     assert any(a.url.endswith("/api/connections/test") for a in read)
     for answer in read:
-        assert KEY not in answer.body().decode(errors="replace"), answer.url
-    assert KEY not in page.content()
+        assert UPSTREAM_KEY not in answer.body().decode(errors="replace"), answer.url
+    assert UPSTREAM_KEY not in page.content()
     assert set(hosts) <= {"127.0.0.1"}, hosts

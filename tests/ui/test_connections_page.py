@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -10,23 +9,9 @@ import pytest
 from playwright.sync_api import Locator, Page, Response, expect
 
 from tests.conftest import Server
-from tests.ui.conftest import axe, open_ui, shoot
+from tests.ui.conftest import UPSTREAM_KEY, axe, open_ui, shoot
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
-
-KEY = "sk-ui-upstream-key-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def ollama() -> Iterator[FakeOllama]:
-    with FakeOllama(api_key=None, models=("llama3.2:3b",)) as upstream:
-        yield upstream
-
-
-@pytest.fixture(scope="module")
-def openai_upstream() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(api_key=KEY, models=("gpt-4",)) as upstream:
-        yield upstream
 
 
 def create(api: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -59,7 +44,7 @@ def three(
             connection_type="openai",
             base_url=openai_upstream.url + "/v1",
             model_name="gpt-4",
-            api_key=KEY,
+            api_key=UPSTREAM_KEY,
             use_in_automation=True,
             tags=["prod"],
             description="The team's paid account",
@@ -183,8 +168,8 @@ def test_the_key_never_reaches_the_page(
     read = [r for r in answers if not r.url.endswith("/api/events")]
     assert any(r.url.endswith("/test") for r in read)
     for answer in read:
-        assert KEY not in answer.body().decode(errors="replace"), answer.url
-    assert KEY not in page.content()
+        assert UPSTREAM_KEY not in answer.body().decode(errors="replace"), answer.url
+    assert UPSTREAM_KEY not in page.content()
 
 
 def test_on_a_phone_the_list_and_a_test_fit_the_screen(
