@@ -96,6 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             folder / "data",
             UMP_GATEWAY_REFRESH_S="0.05",
             UMP_TOKEN_REFRESH_S="2",
+            UMP_USAGE_FLUSH_S="0.1",  # the pages read calls made just before
             UMP_HEALTH_MONITOR="false",
         )
         yield running

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -43,6 +44,10 @@ def busy(api: httpx.Client, ollama: FakeOllama) -> dict[str, Any]:
             headers={"X-UMP-Source": "livekit"},
         )
         assert call.status_code == 200, call.text
+    deadline = time.monotonic() + 30  # usage is written in batches, off the request path
+    while api.get("/api/usage").json()["totals"]["requests"] < 3:
+        assert time.monotonic() < deadline, "the three calls never reached the usage report"
+        time.sleep(0.1)
     created: dict[str, Any] = made.json()
     return created
 
