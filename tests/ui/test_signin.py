@@ -31,8 +31,17 @@ def teams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Teams]:
         try:
             admin = create_token(server, "--name", "root", "--role", "admin")
             alice = create_token(server, "--name", "alice", "--role", "member", "--team", "a")
-            with server.client() as anonymous:  # the server has read the new tokens
-                wait_until(lambda: anonymous.get("/api/connections").status_code == 401, 30)
+            with (
+                server.client() as anonymous,
+                server.client(headers={"Authorization": f"Bearer {alice}"}) as member,
+            ):  # the server has read both tokens made from the CLI (it polls their table)
+                wait_until(
+                    lambda: (
+                        anonymous.get("/api/connections").status_code == 401
+                        and member.get("/api/connections").status_code == 200
+                    ),
+                    30,
+                )
             with server.client(headers={"Authorization": f"Bearer {admin}"}) as client:
                 for name, team in (("Team A model", "a"), ("Team B model", "b")):
                     made = client.post(
