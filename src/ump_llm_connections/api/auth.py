@@ -80,13 +80,16 @@ class AuthMiddleware:
             return
         client = client_address(scope, self.trusted)
         scope[CLIENT] = client
-        if scope["path"] in OPEN_PATHS or is_ui_path(scope["path"]):
+        if scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         runtime: Runtime = scope["app"].state.runtime
         tokens, throttle = runtime.token_cache, runtime.throttle
         if not self.always and not tokens.any:
             scope[PRINCIPAL] = OPEN_ACCESS
+            await self.app(scope, receive, send)
+            return
+        if is_ui_path(scope["path"]):  # checked only once tokens are on: no cost in open mode
             await self.app(scope, receive, send)
             return
         gateway = scope["path"].startswith(GATEWAY_PREFIX)
