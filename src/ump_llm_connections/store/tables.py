@@ -82,6 +82,7 @@ class ConnectionRow(Base):
     deactivated_by_health: Mapped[bool] = mapped_column(Boolean, default=False)
     aws_instance_id: Mapped[str | None] = mapped_column(String(200))
     aws_region: Mapped[str | None] = mapped_column(String(200))
+    aws_access_key_id: Mapped[str | None] = mapped_column(String(200))
     owner: Mapped[str | None] = mapped_column(String(200))
     team: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
