@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -23,8 +22,7 @@ from tests.upstreams.base import FakeUpstream
 from tests.upstreams.google import FakeGemini
 from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
-from ump_llm_connections.domain import ReportRow, SecretText
-from ump_llm_connections.gateway.usage import report
+from ump_llm_connections.domain import SecretText
 from ump_llm_connections.gateway.wire import ChunkWriter, usage_json
 from ump_llm_connections.providers import adapter_for
 from ump_llm_connections.providers.base import Target, create_http_session
@@ -205,42 +203,6 @@ def test_the_collector_keeps_no_more_text_than_asked() -> None:
     silent = Collector(keep_chars=0)
     silent.add(StreamChunk(text="abc", usage=Usage(1, 2)))
     assert (silent.response().text, silent.usage, silent.chars) == ("", Usage(1, 2), 3)
-
-
-def test_reports_sum_the_parts_of_named_rows() -> None:
-    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
-    a, b, pool = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-
-    def row(connection: uuid.UUID, minutes: int, parts: tuple[int | None, ...]) -> ReportRow:
-        read, write, reasoning = parts
-        return ReportRow(
-            created_at=now - timedelta(minutes=minutes),
-            connection_id=connection,
-            prompt_tokens=10,
-            completion_tokens=5,
-            cache_read_tokens=read,
-            cache_write_tokens=write,
-            reasoning_tokens=reasoning,
-            latency_ms=100.0,
-            ttft_ms=None,
-            success=True,
-            cost=0.5,
-            pool_id=pool if connection == b else None,
-            source="api",
-        )
-
-    rows = [row(a, 50, (4, 1, 2)), row(a, 10, (None, None, None)), row(b, 5, (3, 0, 1))]
-    found = report(rows, window="1h", bucket="30m", now=now, names={a: "a"}, pool_names={})
-    totals = found.totals
-    assert (totals.prompt_tokens, totals.completion_tokens, totals.total_tokens) == (30, 15, 45)
-    parts = (totals.cache_read_tokens, totals.cache_write_tokens, totals.reasoning_tokens)
-    assert parts == (7, 1, 3)  # a row from before the parts were stored counts none
-    assert [x.cache_read_tokens for x in found.buckets] == [4, 3]
-    assert found.connections is not None
-    per_connection = {c.connection_id: c.cache_read_tokens for c in found.connections}
-    assert per_connection == {a: 4, b: 3}
-    assert found.pools is not None
-    assert [(p.pool_id, p.name, p.reasoning_tokens) for p in found.pools] == [(pool, None, 1)]
 
 
 def stored_parts(server: Server, connection_id: str) -> list[tuple[Any, ...]]:

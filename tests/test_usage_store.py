@@ -14,11 +14,13 @@ from ump_llm_connections.domain import (
     ConnectionType,
     PoolCreate,
     PoolMember,
-    ReportRow,
+    UsageReport,
 )
 from ump_llm_connections.gateway.usage import UsageEvent
+from ump_llm_connections.reports import UsageReports
 from ump_llm_connections.service import open_service
 from ump_llm_connections.store.usage import UsageStore
+from ump_llm_connections.store.usage_report import UsageGroups
 
 
 def event(connection_id: uuid.UUID, pool_id: uuid.UUID | None) -> UsageEvent:
@@ -40,7 +42,7 @@ def event(connection_id: uuid.UUID, pool_id: uuid.UUID | None) -> UsageEvent:
 def test_batch_survives_deleted_pool_and_connection(
     fresh_database: Database, tmp_path: Path
 ) -> None:
-    async def go() -> tuple[int, list[ReportRow]]:
+    async def go() -> tuple[int, UsageReport]:
         service = await open_service(Settings(data_dir=tmp_path, database_url=fresh_database.url))
         try:
 
@@ -65,11 +67,14 @@ def test_batch_survives_deleted_pool_and_connection(
                 ],
                 {kept.id: utcnow(), gone.id: utcnow()},
             )
-            return stored, await store.since(utcnow().replace(year=2000))
+            reports = UsageReports(
+                store, UsageGroups(service.sessions), service.registry, service.pools
+            )
+            return stored, await reports.overall(window="1h", bucket="1h")
         finally:
             await service.close()
 
-    stored, rows = asyncio.run(go())
+    stored, report = asyncio.run(go())
     assert stored == 2
-    assert len(rows) == 2
-    assert all(row.pool_id is None for row in rows)  # the deleted pool's id was dropped
+    assert report.totals.requests == 2
+    assert report.pools == []  # the deleted pool's id was dropped

@@ -49,6 +49,7 @@ from ump_llm_connections.store.engine import redacted_url
 from ump_llm_connections.store.health import HealthStore, MonitorLease
 from ump_llm_connections.store.tokens import TokenStore
 from ump_llm_connections.store.usage import UsageStore
+from ump_llm_connections.store.usage_report import UsageGroups
 from ump_llm_connections.store.webhooks import WebhookStore
 from ump_llm_connections.tokens import FailureThrottle, TokenCache, TokenService
 from ump_llm_connections.webhooks import WebhookDispatcher, WebhookService
@@ -105,7 +106,9 @@ class Runtime:
             upstream_allowlist=settings.upstream_allowlist,
         )
         usage_store = UsageStore(service.sessions)
-        self.usage = UsageReports(usage_store, service.registry, service.pools)
+        self.usage = UsageReports(
+            usage_store, UsageGroups(service.sessions), service.registry, service.pools
+        )
         self.recorder = UsageRecorder(
             usage_store, SpillFile(settings.spill_file), interval_s=settings.usage_flush_s
         )

@@ -1,4 +1,4 @@
-"""Usage: recorded off the request path in batches, and summarised for the usage API.
+"""Usage: recorded off the request path in batches (the reports read it back: ``reports``).
 
 Every gateway call adds one ``UsageEvent`` to a buffer (no I/O); a background task writes the
 buffer every ``interval_s`` (at most 1 s) or as soon as it holds ``batch_size`` events, and once
@@ -12,28 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ump_llm_connections.background import BackgroundTask
-from ump_llm_connections.domain import (
-    ConnectionUsage,
-    PoolUsage,
-    ReportRow,
-    SourceUsage,
-    UsageBucket,
-    UsageReport,
-    UsageStats,
-)
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.gateway.spill import SpillFile
-from ump_llm_connections.stats import percentile
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +31,6 @@ WRITE_TIMEOUT_S = 5.0  # a batch the database has not taken by then is spilled
 REPLAY_BATCH = 1000  # spilled rows stored per transaction
 REPLAY_RETRY_S = 10.0  # while the database refuses them, how often to try spilled rows again
 MAX_WINDOW = timedelta(days=31)
-MAX_BUCKETS = 500
 DURATION = re.compile(r"^(\d{1,6})([smhd])$")
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -263,105 +251,3 @@ def parse_duration(text: str, field: str) -> timedelta:
     if span > MAX_WINDOW:  # also keeps ``now - span`` inside the calendar
         raise InvalidInput(f"{field} can be at most 31d", field=field)
     return span
-
-
-def report(
-    rows: Iterable[ReportRow],
-    *,
-    window: str,
-    bucket: str | None,
-    now: datetime,
-    names: dict[uuid.UUID, str] | None = None,
-    pool_names: dict[uuid.UUID, str] | None = None,
-) -> UsageReport:
-    """Totals, time buckets, per-source totals and (with ``names``) per-connection totals of
-    usage rows."""
-    span = parse_duration(window, "window")
-    step = parse_duration(bucket, "bucket") if bucket else _auto_bucket(span)
-    if span / step > MAX_BUCKETS:
-        raise InvalidInput(f"window / bucket gives more than {MAX_BUCKETS} buckets", field="bucket")
-    seconds = int(step.total_seconds())
-    start = now - span
-    first = datetime.fromtimestamp(start.timestamp() // seconds * seconds, UTC)
-    count = math.ceil((now - first) / step)
-    per_bucket: list[list[ReportRow]] = [[] for _ in range(count)]
-    per_connection: dict[uuid.UUID, list[ReportRow]] = {}
-    per_pool: dict[uuid.UUID, list[ReportRow]] = {}
-    per_source: dict[str, list[ReportRow]] = {}
-    everything: list[ReportRow] = []
-    for row in rows:
-        when = row.created_at
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        if when < start:
-            continue
-        index = min(int((when - first) / step), count - 1)
-        per_bucket[index].append(row)
-        per_connection.setdefault(row.connection_id, []).append(row)
-        if row.pool_id is not None:
-            per_pool.setdefault(row.pool_id, []).append(row)
-        per_source.setdefault(row.source, []).append(row)
-        everything.append(row)
-    return UsageReport(
-        window_start=start,
-        window_end=now,
-        bucket_seconds=seconds,
-        totals=_stats(everything),
-        buckets=[
-            UsageBucket(start=first + i * step, **_stats(b).model_dump())
-            for i, b in enumerate(per_bucket)
-        ],
-        connections=None
-        if names is None
-        else sorted(
-            (
-                ConnectionUsage(connection_id=cid, name=names.get(cid), **_stats(r).model_dump())
-                for cid, r in per_connection.items()
-            ),
-            key=lambda c: -c.requests,
-        ),
-        pools=None
-        if pool_names is None
-        else sorted(
-            (
-                PoolUsage(pool_id=pid, name=pool_names.get(pid), **_stats(r).model_dump())
-                for pid, r in per_pool.items()
-            ),
-            key=lambda p: -p.requests,
-        ),
-        sources=sorted(
-            (SourceUsage(source=s, **_stats(r).model_dump()) for s, r in per_source.items()),
-            key=lambda s: -s.requests,
-        ),
-    )
-
-
-def _auto_bucket(span: timedelta) -> timedelta:
-    """About 24 to 60 buckets, on a round size."""
-    for size in (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400):
-        if span.total_seconds() / size <= 60:
-            return timedelta(seconds=size)
-    return timedelta(days=1)
-
-
-def _stats(rows: list[ReportRow]) -> UsageStats:
-    successes = sum(1 for r in rows if r.success)
-    prompt = sum(r.prompt_tokens or 0 for r in rows)
-    completion = sum(r.completion_tokens or 0 for r in rows)
-    costs = [r.cost for r in rows if r.cost is not None]
-    latencies = [r.latency_ms for r in rows if r.latency_ms is not None]
-    return UsageStats(
-        requests=len(rows),
-        successes=successes,
-        failures=len(rows) - successes,
-        success_rate=round(successes / len(rows), 4) if rows else None,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cache_read_tokens=sum(r.cache_read_tokens or 0 for r in rows),
-        cache_write_tokens=sum(r.cache_write_tokens or 0 for r in rows),
-        reasoning_tokens=sum(r.reasoning_tokens or 0 for r in rows),
-        latency_p50_ms=percentile(latencies, 50),
-        latency_p95_ms=percentile(latencies, 95),
-        ttft_p50_ms=percentile([r.ttft_ms for r in rows if r.ttft_ms is not None], 50),
-        cost=round(sum(costs), 8) if costs else None,
-    )

@@ -10,15 +10,12 @@ from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ump_llm_connections.domain import ConnectionActivity, ReportRow
+from ump_llm_connections.domain import ConnectionActivity
 from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow, PoolRow, UsageRow
 
 U = UsageRow
 H = HealthCheckRow
 USAGE = UsageRow.metadata.tables[UsageRow.__tablename__]
-
-
-REPORT_COLUMNS = tuple(getattr(U, name) for name in ReportRow._fields)
 
 
 class UsageStore:
@@ -120,21 +117,6 @@ class UsageStore:
         async with self._sessions() as session:
             rows = (await session.execute(query)).all()
         return {cid: float(total or 0) for cid, total in rows if cid is not None}
-
-    async def since(
-        self,
-        start: datetime,
-        *,
-        connection_id: uuid.UUID | None = None,
-        pool_id: uuid.UUID | None = None,
-    ) -> list[ReportRow]:
-        query = select(*REPORT_COLUMNS).where(U.created_at >= start).order_by(U.created_at)
-        if connection_id is not None:
-            query = query.where(U.connection_id == connection_id)
-        if pool_id is not None:
-            query = query.where(U.pool_id == pool_id)
-        async with self._sessions() as session:
-            return [ReportRow(*row) for row in (await session.execute(query)).all()]
 
     async def activity(self, ids: list[uuid.UUID], since: datetime) -> list[ConnectionActivity]:
         """Per connection of ``ids``: the latency of its last gateway call (of its last test
