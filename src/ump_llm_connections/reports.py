@@ -4,6 +4,7 @@ month-to-date spend the gateway's budgets start from. The database totals the ro
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections.abc import Iterable
@@ -125,16 +126,24 @@ class UsageReports:
     async def _tallies(
         self, scope: UsageScope, dimensions: Iterable[Dimension]
     ) -> dict[Dimension, dict[Any, Tally]]:
-        """Per dimension, a tally per group key."""
-        found: dict[Dimension, dict[Any, Tally]] = {}
-        for dimension in dimensions:
-            tallies: dict[Any, Tally] = {}
-            for group in await self._groups.latency(scope, dimension):
-                tallies.setdefault(group.key, Tally()).add(group)
-            for timed in await self._groups.ttft(scope, dimension):
-                tallies.setdefault(timed.key, Tally()).add_ttft(timed)
-            found[dimension] = tallies
-        return found
+        """Per dimension, a tally per group key. The queries run side by side, each on a
+        connection of its own (PostgreSQL and SQLite's WAL serve concurrent readers)."""
+        wanted = list(dimensions)
+        found = await asyncio.gather(
+            *(self._groups.latency(scope, d) for d in wanted),
+            *(self._groups.ttft(scope, d) for d in wanted),
+        )
+        tallies: dict[Dimension, dict[Any, Tally]] = {}
+        for dimension, groups, timed in zip(
+            wanted, found[: len(wanted)], found[len(wanted) :], strict=True
+        ):
+            by_key: dict[Any, Tally] = {}
+            for group in groups:
+                by_key.setdefault(group.key, Tally()).add(group)
+            for ttft in timed:
+                by_key.setdefault(ttft.key, Tally()).add_ttft(ttft)
+            tallies[dimension] = by_key
+        return tallies
 
 
 class _Frame:

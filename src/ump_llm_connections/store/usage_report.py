@@ -159,4 +159,3 @@ def _one_of_sqlite(element: _OneOf, compiler: SQLCompiler, **kw: Any) -> str:
     text = "[" + ",".join(f'"{i.hex}"' for i in element.ids) + "]"
     column, ids = compiler.process(element.column, **kw), compiler.process(literal(text), **kw)
     return f"{column} IN (SELECT value FROM json_each({ids}))"  # noqa: S608 - ids: a parameter
-
