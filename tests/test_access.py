@@ -177,6 +177,9 @@ def test_members_see_their_own_and_their_teams_connections_only(team: Team) -> N
         assert carol.get(f"/api/connections/{cid}").status_code == 404
         changed = bob.patch(f"/api/connections/{cid}", json={"description": "mine now"})
         assert changed.status_code == 403
+        edit = {"changes": {"base_url": "http://127.0.0.1:9/v1", "api_key": None}}
+        assert bob.post(f"/api/connections/{cid}/test", json=edit).status_code == 403
+        assert bob.post(f"/api/connections/{cid}/models", json=edit).status_code == 403
         assert bob.delete(f"/api/connections/{cid}").status_code == 403
         assert carol.delete(f"/api/connections/{cid}").status_code == 404
         summary = carol.get("/api/connections/summary").json()
@@ -494,6 +497,8 @@ def _probe_body(path: str, owned: Owned) -> Any:
         return connection_body_to(owned)
     if path == "/api/connections/test":
         return {"connection": connection_body_to(owned)}
+    if path == "/api/connections/{connection_id}/models":  # an edit's models (GET: the saved)
+        return {"changes": {"model_name": "m"}}
     if path == "/api/pools":
         return {"name": "walk-carol-pool", "members": [{"connection_id": owned.connection}]}
     if path == "/api/webhooks":

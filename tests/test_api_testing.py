@@ -223,6 +223,44 @@ def test_unsaved_configuration(api: httpx.Client, openai_fake: FakeOpenAI, serve
     assert bad.json()["error"]["field"] == "connection.base_url"
 
 
+def test_an_edit_is_tested_before_saving_with_the_stored_key(
+    api: httpx.Client, openai_fake: FakeOpenAI, server: Server
+) -> None:
+    openai_fake.models.append("other-model")
+    url = f"/api/connections/{create(api, **openai_connection(openai_fake))['id']}"
+    edit = {"changes": {"model_name": "other-model", "temperature": 0.5}, "prompt": "Hi"}
+    tested = api.post(f"{url}/test", json=edit)
+    assert tested.status_code == 200, tested.text
+    assert tested.json()["success"] is True and tested.json()["status"] is None, tested.text
+    sent = openai_fake.requests[-1]
+    assert (sent.body["model"], sent.body["temperature"]) == ("other-model", 0.5)
+    assert sent.headers["authorization"] == f"Bearer {KEY}"  # the stored key went along
+    assert api.get(url).json()["model_name"] == "fake-model"  # nothing saved ...
+    assert server.db.query("SELECT count(*) FROM llm_connection_health_checks") == [(0,)]
+    listed = api.post(f"{url}/models", json={"changes": {"model_name": "x"}})
+    assert listed.json() == {"models": openai_fake.models}
+
+    with FakeOpenAI(api_key=KEY) as other:  # another host: the stored key stays behind
+        moved = {"changes": {"base_url": f"{other.url}/v1"}}
+        for path in ("test", "models"):
+            refused = api.post(f"{url}/{path}", json=moved)
+            assert refused.status_code == 422
+            assert refused.json()["error"]["field"] == "changes.api_key"
+        assert other.requests == []
+        moved["changes"]["api_key"] = KEY
+        assert api.post(f"{url}/test", json=moved).json()["success"] is True
+        assert other.requests[-1].headers["authorization"] == f"Bearer {KEY}"
+        assert api.get(url).json()["base_url"] == f"{openai_fake.url}/v1"
+
+    for changes, field in (
+        ({"temperature": 7}, "changes.temperature"),
+        ({"connection_type": "remote", "base_url": None}, "changes.base_url"),
+    ):
+        bad = api.post(f"{url}/test", json={"changes": changes})
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["error"]["field"] == field
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -24,6 +24,8 @@ from ump_llm_connections.domain import (
     ConnectionDetail,
     ConnectionRead,
     ConnectionStatus,
+    EditModelsRequest,
+    EditTestRequest,
     HealthCheckPage,
     HealthCheckRead,
     HealthSummary,
@@ -157,6 +159,12 @@ class ConnectionTester:
         kind: str = "manual",
         caller: Principal = OPEN_ACCESS,
     ) -> TestResult:
+        if isinstance(request, EditTestRequest) and request.changes is not None:
+            edited, target = await self._registry.edited_target(ref, request.changes, caller=caller)
+            tried = await probe(
+                target, self._http, request.prompt, request.max_tokens, edited.temperature
+            )
+            return tried.result(None)  # an edit not saved: its test is not recorded either
         connection, target = await self._registry.target(ref, caller=caller)
         started = utcnow()
         await self._health.mark_testing(connection.id)
@@ -299,6 +307,12 @@ class ConnectionTester:
 
     async def models(self, ref: str, *, caller: Principal = OPEN_ACCESS) -> list[str]:
         _, target = await self._registry.target(ref, caller=caller)
+        return await adapter_for(target, self._http).list_models()
+
+    async def models_edited(
+        self, ref: str, request: EditModelsRequest, *, caller: Principal = OPEN_ACCESS
+    ) -> list[str]:
+        _, target = await self._registry.edited_target(ref, request.changes, caller=caller)
         return await adapter_for(target, self._http).list_models()
 
     async def models_unsaved(

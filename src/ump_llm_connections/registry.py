@@ -283,6 +283,30 @@ class Registry:
         self.check_upstream(str(data.base_url), caller, "connection.base_url")
         return self._sealer.unsaved_target(data)
 
+    async def edited_target(
+        self, ref: str, patch: ConnectionUpdate, *, caller: Principal = OPEN_ACCESS
+    ) -> tuple[ConnectionCreate, Target]:
+        """A connection as ``patch`` would leave it and where it would reach, before it is saved
+        (the Edit dialog's test), checked as the PATCH would be: errors name
+        ``changes.<field>``."""
+        row = await self._changeable(ref, caller)
+        try:
+            edited = self._merge(row, patch)
+            if str(edited.base_url) != row.base_url:
+                self.check_upstream(str(edited.base_url), caller, "base_url")
+            check_keys_follow_host(
+                row.base_url,
+                str(edited.base_url),
+                has_key=row.api_key_encrypted is not None,
+                has_headers=bool(row.extra_headers),
+                sent=patch.model_fields_set,
+            )
+        except InvalidInput as exc:
+            field = f"changes.{exc.field}" if exc.field else "changes"
+            raise InvalidInput(exc.message, field=field) from None
+        target = self._sealer.edited_target(row, edited, patch.model_fields_set, patch.api_key)
+        return edited, target
+
     async def everything(self) -> list[tuple[ConnectionRead, Target]]:
         """Every connection with its target: what the gateway's in-memory directory holds.
 

@@ -102,6 +102,14 @@ class Sealer:
             key = SecretText(self._keys.decrypt(row.api_key_encrypted, context=str(row.id)))
         return self._target(row, key, self.open_headers(row.id, row.extra_headers))
 
+    def edited_target(
+        self, row: ConnectionRow, edited: ConnectionCreate, sent: set[str], key: SecretText | None
+    ) -> Target:
+        """Where ``row`` would reach once edited: with its stored key unless the edit sends
+        one (``key``, None to drop it)."""
+        stored = None if "api_key" in sent else self.target_of(row).api_key
+        return self._target(edited, key if "api_key" in sent else stored, edited.extra_headers)
+
     def unsaved_target(self, data: ConnectionCreate) -> Target:
         """Where to reach a configuration that is not saved."""
         return self._target(data, data.api_key, data.extra_headers)

@@ -129,8 +129,19 @@ def test_an_openai_key_goes_in_and_only_its_mask_comes_back(
     editor = page.get_by_role("dialog", name="Edit OpenAI GPT-4")
     expect(editor.get_by_role("group", name="API Key")).to_contain_text(mask)
     shoot(page, "edit-connection-key-mask")
+    # an edit is tested before it is saved, with the stored key (the browser never has it)
+    openai_upstream.models.append("gpt-4o")
+    editor.get_by_label("Model", exact=True).fill("gpt-4o")
+    tests = editor.get_by_role("region", name="Test")
+    expect(tests).to_contain_text("Tests your changes before saving")
+    tests.get_by_role("button", name="Test").click()
+    expect(editor.get_by_text("Works.")).to_be_visible()
+    sent = openai_upstream.requests[-1]
+    assert sent.body["model"] == "gpt-4o"
+    assert sent.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     editor.get_by_role("button", name="Cancel").click()
     expect(editor).to_be_hidden()
+    assert api.get("/api/connections/OpenAI GPT-4").json()["model_name"] == "gpt-4"
 
     read = [a for a in answers if not a.url.endswith("/api/events")]
     assert any(a.url.endswith("/api/connections/test") for a in read)

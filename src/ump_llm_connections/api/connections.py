@@ -29,11 +29,12 @@ from ump_llm_connections.domain import (
     ConnectionStatus,
     ConnectionType,
     ConnectionUpdate,
+    EditModelsRequest,
+    EditTestRequest,
     HealthCheckPage,
     HealthSummary,
     ModelList,
     Summary,
-    TestRequest,
     TestResult,
     UnsavedModelsRequest,
     UnsavedTestRequest,
@@ -217,11 +218,17 @@ async def unshare(connection_id: Ref, registry: RegistryDep, actor: ActorDep) ->
     return unshared
 
 
-@router.post("/{connection_id}/test", summary="Send a test prompt; record the result")
+@router.post(
+    "/{connection_id}/test",
+    summary="Send a test prompt; record the result (with changes: test an edit, unsaved)",
+)
 async def run_test(
-    connection_id: Ref, tester: TesterDep, caller: PrincipalDep, body: TestRequest | None = None
+    connection_id: Ref,
+    tester: TesterDep,
+    caller: PrincipalDep,
+    body: EditTestRequest | None = None,
 ) -> TestResult:
-    return await tester.test(connection_id, body or TestRequest(), caller=caller)
+    return await tester.test(connection_id, body or EditTestRequest(), caller=caller)
 
 
 @router.get("/{connection_id}/health-checks", summary="Test history, newest first")
@@ -242,6 +249,17 @@ async def health_checks(
 )
 async def list_models(connection_id: Ref, tester: TesterDep, caller: PrincipalDep) -> ModelList:
     return ModelList(models=await tester.models(connection_id, caller=caller))
+
+
+@router.post(
+    "/{connection_id}/models",
+    summary="The models the upstream would offer after an edit, before it is saved",
+    responses=UPSTREAM_ERRORS,
+)
+async def list_edited_models(
+    connection_id: Ref, body: EditModelsRequest, tester: TesterDep, caller: PrincipalDep
+) -> ModelList:
+    return ModelList(models=await tester.models_edited(connection_id, body, caller=caller))
 
 
 def _target(connection: ConnectionRead) -> AuditTarget:

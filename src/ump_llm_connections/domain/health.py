@@ -16,6 +16,7 @@ from pydantic import (
 from ump_llm_connections.domain.connections import (
     ConnectionCreate,
     ConnectionRead,
+    ConnectionUpdate,
     ModelName,
     UtcDateTime,
 )
@@ -49,6 +50,21 @@ class TestRequest(Body):
         DEFAULT_TEST_PROMPT
     )
     max_tokens: Annotated[Integer, Field(ge=1, le=4096)] = 50
+
+
+class EditTestRequest(TestRequest):
+    """Body of ``POST /api/connections/{id}/test``: with ``changes`` (a PATCH body), the
+    connection is tested as that edit would leave it, nothing saved or recorded (the Edit
+    dialog's test). The stored key goes along only while the host stays the same."""
+
+    changes: ConnectionUpdate | None = None
+
+
+class EditModelsRequest(Body):
+    """Body of ``POST /api/connections/{id}/models``: the models the upstream would offer after
+    ``changes`` (a PATCH body), asked with the stored key while the host stays the same."""
+
+    changes: ConnectionUpdate
 
 
 class UnsavedTestRequest(TestRequest):

@@ -54,9 +54,10 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
   };
   const sendKey = keyAction === "replace" ? key : "";
 
-  // An API error beside its field (the test and model list say "connection.<field>"), focused.
+  // An API error beside its field (the tests and model lists say "connection.<field>" or
+  // "changes.<field>"), focused.
   const showError = (error) => {
-    const field = (error.field ?? "").replace(/^connection\./, "").split(".")[0];
+    const field = (error.field ?? "").replace(/^(connection|changes)\./, "").split(".")[0];
     const target = field && formRef.current?.querySelector(`#cf-${field}`);
     if (target) {
       if (ADVANCED.has(field) && advanced.current) advanced.current.open = true;
@@ -109,7 +110,7 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
         </select>`)}
         ${text("base_url", "Base URL", { type: "url", placeholder: DEFAULT_BASE_URLS[form.connection_type] ?? "https://…", class: "mono" })}
         <${ModelPicker} form=${form} sendKey=${sendKey} editing=${editing} connection=${connection}
-          error=${errors.model_name} onInput=${set("model_name")} />
+          initial=${initial.current} keyAction=${keyAction} error=${errors.model_name} onInput=${set("model_name")} />
         <${KeyField} editing=${editing} connection=${connection} mode=${mode} action=${keyAction}
           setAction=${setKeyAction} value=${key} setValue=${setKey} error=${errors.api_key} />
         ${uses.includes("deployment") && text("deployment", "Deployment", { required: true })}
@@ -183,10 +184,12 @@ function KeyField({ editing, connection, mode, action, setAction, value, setValu
   </div>`;
 }
 
-// The model input, with the upstream's list as suggestions once it answers.
-function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
+// The model input, with the upstream's list as suggestions once it answers (on an edit that
+// changes where requests go, the list of the changed settings, asked with the stored key).
+function ModelPicker({ form, sendKey, editing, connection, initial, keyAction, error, onInput }) {
   const [list, setList] = useState({ state: "idle", models: [] });
   const reach = reachKey(form, sendKey);
+  const saved = editing && keyAction === "keep" && reach === reachKey(initial, "");
   const waitsForKey = !sendKey && !KEYLESS.has(form.connection_type); // no call bound to fail
   const [tries, setTries] = useState(0);
   useEffect(() => {
@@ -198,8 +201,12 @@ function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
     const timer = setTimeout(async () => {
       setList((l) => ({ ...l, state: "loading" }));
       try {
-        const found = editing
+        const found = saved
           ? await api(`/connections/${connection.id}/models`, { timeoutMs: MODELS_TIMEOUT_MS, signal: controller.signal })
+          : editing ? await api(`/connections/${connection.id}/models`, {
+            method: "POST", body: { changes: changes(form, initial, keyAction, sendKey) },
+            timeoutMs: MODELS_TIMEOUT_MS, signal: controller.signal,
+          })
           : await api("/connections/models", {
             method: "POST", body: { connection: createBody({ ...form, name: "", model_name: "" }, sendKey) },
             timeoutMs: MODELS_TIMEOUT_MS, signal: controller.signal,
@@ -208,13 +215,13 @@ function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
       } catch (e) {
         if (!controller.signal.aborted) setList({ state: "error", models: [], message: e.message });
       }
-    }, editing ? 0 : 600);
+    }, saved ? 0 : 600);
     return () => { clearTimeout(timer); controller.abort(); };
-  }, [editing ? connection.id : reach, tries]);
+  }, [reach, keyAction, tries]);
 
   const hint = {
     idle: !editing && waitsForKey ? "The models offered show here once the key is in." : "", loading: html`<${Spinner} label="Loading models" /> Asking the upstream for its models…`,
-    ok: list.models.length ? `${list.models.length} models offered${editing ? " (saved settings)" : ""}: type to pick` : "The upstream listed no models",
+    ok: list.models.length ? `${list.models.length} models offered${saved ? " (saved settings)" : ""}: type to pick` : "The upstream listed no models",
     error: html`Model list unavailable: ${(list.message ?? "").replace(/\.$/, "")}. <button type="button" class="link" onClick=${() => setTries((t) => t + 1)}>Retry</button>`,
   }[list.state];
   return html`<div class=${error ? "field invalid" : "field"}>
@@ -228,21 +235,22 @@ function ModelPicker({ form, sendKey, editing, connection, error, onInput }) {
   </div>`;
 }
 
-// "Test": the form's configuration before saving (an edit with no changed setting tests the
-// saved connection, with its stored key, and records the result).
+// "Test": the form's configuration before saving. An edit with no change tests the saved
+// connection and records the result; one with changes tests them, with the stored key while
+// the host stays the same, and records nothing.
 function TestPanel({ form, editing, connection, sendKey, keyAction, initial, showError }) {
   const [result, setResult] = useState(null);
   const [running, setRunning] = useState(false);
   const shown = useRef(null);
   useEffect(() => { if (result) shown.current?.scrollIntoView({ block: "nearest" }); }, [result]);
-  const changed = editing && (reachKey(form, sendKey) !== reachKey(initial, "") || keyAction !== "keep");
-  const withoutKey = changed && keyAction === "keep" && connection.has_api_key;
+  const edits = editing ? changes(form, initial, keyAction, sendKey) : {};
+  const changed = Object.keys(edits).length > 0;
   const run = async () => {
     setRunning(true);
     setResult(null);
     try {
-      const found = editing && !changed
-        ? await api(`/connections/${connection.id}/test`, { method: "POST", body: {}, timeoutMs: TEST_TIMEOUT_MS })
+      const found = editing
+        ? await api(`/connections/${connection.id}/test`, { method: "POST", body: changed ? { changes: edits } : {}, timeoutMs: TEST_TIMEOUT_MS })
         : await api("/connections/test", { method: "POST", body: { connection: createBody(form, sendKey) }, timeoutMs: TEST_TIMEOUT_MS });
       setResult(found);
     } catch (e) {
@@ -256,8 +264,8 @@ function TestPanel({ form, editing, connection, sendKey, keyAction, initial, sho
     <div class="test-row">
       <button type="button" onClick=${run} disabled=${running}>${running ? "Testing…" : "Test"}</button>
       <span class="muted">${running ? html`<${Spinner} label="Testing" /> Sending a test prompt…`
-        : withoutKey ? "Tests the changed settings without the stored key: replace it to test with a key."
-        : editing && !changed ? "Tests the saved connection and records the result." : "Sends a short prompt; nothing is saved."}</span>
+        : editing && !changed ? "Tests the saved connection and records the result."
+        : editing ? "Tests your changes before saving; nothing is saved or recorded." : "Sends a short prompt; nothing is saved."}</span>
     </div>
     <div aria-live="polite" ref=${shown} class="test-out">
       ${result && (result.success
