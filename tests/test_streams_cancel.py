@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import Database, Server, start_server
+from tests.conftest import Database, Server, make_database, start_server
 from tests.test_gateway import HELLO, KEY, connect, usage_rows
 from tests.upstreams.base import Behaviour
 from tests.upstreams.openai import FakeOpenAI
@@ -112,6 +112,36 @@ def test_sigterm_ends_open_streams_with_an_error_event(
     assert endless.streams.closed.wait(GONE_WITHIN_S)
     rows = own_server.db.query("SELECT success, error_kind FROM llm_connection_usage")
     assert [(bool(s), k) for s, k in rows] == [(False, "server_shutdown")]
+
+
+def test_a_slow_reader_still_gets_the_shutdown_event(tmp_path: Path) -> None:
+    """A client that stops reading past the grace period and the app's own stop (1 s + 5 s)
+    still gets the stream's last event: the process waits for its connections to flush."""
+    for db in make_database("sqlite", tmp_path):
+        server = start_server(db, tmp_path / "data", UMP_SHUTDOWN_GRACE_S="1")
+        try:
+            with FakeOpenAI(api_key=KEY) as fake, server.client() as client:
+                fake.behaviour = Behaviour.endless_stream
+                with server.client() as api:
+                    connect(api, fake, OPENAI)
+                response = open_stream(client)
+                lines = response.iter_lines()
+                assert len(read_events(lines, 2)) == 2
+                server.process.send_signal(signal.SIGTERM)
+                time.sleep(8)  # the buffers fill; the server has stopped all but its sockets
+                last = None
+                with contextlib.suppress(httpx.RemoteProtocolError):
+                    for line in lines:
+                        if line.startswith("data: "):
+                            last = line[6:]
+                response.close()
+            assert last is not None, server.log()
+            assert orjson.loads(last)["error"]["code"] == "server_shutdown", server.log()
+            assert wait_exit(server.process, 30) is not None, server.log()
+        finally:
+            if server.process.poll() is None:
+                server.process.kill()
+                server.process.wait()
 
 
 def wait_for_log(server: Server, text: str) -> None:

@@ -5,15 +5,21 @@ streams end at once), then no new connections, calls in flight may finish within
 ``timeout_graceful_shutdown``; streams still open then end with an error event. A second
 signal of either kind stops at once (uvicorn itself only honours a second SIGINT); the app's
 shutdown is skipped then, so the app is told to keep what must not be lost (buffered usage).
+After the app's shutdown, the process waits (up to ``FLUSH_S``) for its connections to close:
+the last event of a stream the stop ended must reach a slow reader, not die in a buffer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import uvicorn
+
+FLUSH_S = 5.0
 
 
 class Server(uvicorn.Server):
@@ -37,3 +43,9 @@ class Server(uvicorn.Server):
         await super().shutdown(sockets)
         if self.force_exit:
             await self._abandon()
+            return
+        deadline = time.monotonic() + FLUSH_S
+        while self.server_state.connections and not self.force_exit:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)

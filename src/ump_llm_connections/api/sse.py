@@ -33,12 +33,13 @@ class OpenStreams:
 
     def __init__(self) -> None:
         self.tasks: set[asyncio.Task[object]] = set()
+        self.ending: set[asyncio.Task[object]] = set()  # sending their last event: not again
 
     async def close(self, grace_s: float) -> None:
         """End every open stream with the shutdown event; wait up to ``grace_s`` for them."""
         tasks = [task for task in self.tasks if not task.done()]
         for task in tasks:
-            if not task.cancelling():  # one already being cancelled is already ending
+            if not task.cancelling() and task not in self.ending:
                 task.cancel(SERVER_SHUTDOWN)
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
@@ -72,12 +73,14 @@ class EventStream:
             task.uncancel()
             if exc.args == (CLIENT_CLOSED,):
                 return  # nobody to tell
+            self.streams.ending.add(task)  # a slow reader may take a while to take it
             if not started:
                 await send({"type": "http.response.start", "status": 200, "headers": self.headers})
             await send({"type": "http.response.body", "body": SHUTDOWN_EVENT, "more_body": False})
         finally:
             watcher.cancel()
             self.streams.tasks.discard(task)
+            self.streams.ending.discard(task)
             await self.events.aclose()  # a no-op unless sending failed: then it closes upstream
 
 
