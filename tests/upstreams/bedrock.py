@@ -286,7 +286,7 @@ class FakeBedrock(FakeUpstream):
         """The body, the behaviour, and the refusal when there is one."""
         body = await self.record(request)
         behaviour = self.next_behaviour()
-        refused = self.check_signature(request, await request.read())
+        refused: web.StreamResponse | None = self.check_signature(request, await request.read())
         if refused is None and self.fail_with:
             name = self.fail_with.pop(0)
             refused = self.aws_error(name, f"{name} (fake)")

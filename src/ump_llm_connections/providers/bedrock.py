@@ -106,7 +106,7 @@ class BedrockAdapter(Adapter):
         if request.max_tokens is not None:
             config["maxTokens"] = request.max_tokens
         if request.temperature is not None:
-            config["temperature"] = request.temperature
+            config["temperature"] = min(request.temperature, 1.0)  # Converse's range is 0..1
         if request.stop:
             config["stopSequences"] = request.stop
         if config:
