@@ -26,7 +26,12 @@ def test_presets_are_listed(api: httpx.Client) -> None:
         ("OpenAI GPT-4", 2, True),
         ("Groq Llama", 3, True),
     ]
-    assert [s["name"] for s in listed["multi-cloud"]["skipped"]] == ["AWS Bedrock"]
+    multi = listed["multi-cloud"]
+    assert multi["skipped"] == []
+    bedrock = [c for c in multi["connections"] if c["connection_type"] == "bedrock"]
+    assert [(c["name"], c["needs_api_key"], c["needs_aws_region"]) for c in bedrock] == [
+        ("AWS Bedrock", False, True)
+    ]
     assert not any(c["needs_api_key"] for c in listed["local-dev-stack"]["connections"])
 
 

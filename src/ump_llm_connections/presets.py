@@ -42,6 +42,7 @@ class Template:
     base_url: str | None = None
     needs_key: bool = False
     priority: int = 0
+    aws: bool = False  # bedrock: a region, and a key id with its secret or the server's chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Preset:
                     base_url=t.base_url,
                     needs_api_key=t.needs_key,
                     priority=t.priority,
+                    needs_aws_region=t.aws,
                 )
                 for t in self.connections
             ],
@@ -131,7 +133,7 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         slug="multi-cloud",
         name="Multi-Cloud",
-        description="OpenAI, Anthropic and Google side by side, load balanced.",
+        description="OpenAI, Anthropic, Google and AWS Bedrock side by side, load balanced.",
         strategy=PoolStrategy.weighted,
         connections=(
             Template("openai", "OpenAI GPT-4", ConnectionType.openai, "gpt-4", needs_key=True),
@@ -145,8 +147,14 @@ PRESETS: tuple[Preset, ...] = (
             Template(
                 "google", "Google Gemini", ConnectionType.google, "gemini-pro", needs_key=True
             ),
+            Template(
+                "bedrock",
+                "AWS Bedrock",
+                ConnectionType.bedrock,
+                "anthropic.claude-3-5-sonnet-20240620-v1:0",
+                aws=True,
+            ),
         ),
-        skipped=(("AWS Bedrock", "bedrock connections are not supported yet"),),
     ),
 )
 
@@ -192,6 +200,8 @@ async def apply(
             "api_key": keys.get(t.key),
             **body.flags(),
         }
+        if t.aws:
+            fields.update(_aws_fields(t, body, has_key=bool(keys.get(t.key))))
         try:
             wanted.append(
                 ConnectionCreate.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -229,6 +239,28 @@ async def apply(
     log.info("applied preset %r: pool %r with %d connections", preset.name, pool.name, len(created))
     skipped = [PresetSkipped(name=n, reason=r) for n, r in preset.skipped]
     return PresetApplied(pool=pool, connections=created, skipped=skipped)
+
+
+def _aws_fields(t: Template, body: PresetApply, *, has_key: bool) -> dict[str, str | None]:
+    """An AWS connection's region and key id, checked under the names the body gives them."""
+    if not body.aws_region:
+        raise InvalidInput(
+            f"aws_region is required: the AWS region of {t.name} (e.g. us-east-1)",
+            field="aws_region",
+        )
+    if has_key and not body.aws_access_key_id:
+        raise InvalidInput(
+            f"aws_access_key_id is required with api_keys.{t.key} (the AWS secret access key), "
+            "or leave both out to use the server's AWS credentials",
+            field="aws_access_key_id",
+        )
+    if body.aws_access_key_id and not has_key:
+        raise InvalidInput(
+            f"api_keys.{t.key} is required with aws_access_key_id: the AWS secret access key "
+            f"for {t.name}",
+            field=f"api_keys.{t.key}",
+        )
+    return {"aws_region": body.aws_region, "aws_access_key_id": body.aws_access_key_id}
 
 
 async def _exists(registry: Registry, name: str) -> bool:

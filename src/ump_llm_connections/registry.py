@@ -20,7 +20,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ump_llm_connections.domain import (
-    DEFAULT_BASE_URLS,
     SORT_FIELDS,
     ConnectionCreate,
     ConnectionFields,
@@ -32,6 +31,7 @@ from ump_llm_connections.domain import (
     ConnectionUpdate,
     Summary,
     default_api_format,
+    default_base_url,
     invalid_input,
 )
 from ump_llm_connections.domain.access import (
@@ -362,16 +362,21 @@ class Registry:
         old_type = ConnectionType(row.connection_type)
         merged.update({f: getattr(patch, f) for f in sent})
         new_type = ConnectionType(merged["connection_type"])
-        # Values that were only defaults of the old type follow the new type.
-        was_default_url = row.base_url == DEFAULT_BASE_URLS.get(old_type)
-        if "base_url" not in sent and new_type != old_type and was_default_url:
+        # Values that were only defaults of the old type (or region) follow the new one.
+        was_default_url = row.base_url == default_base_url(old_type, row.aws_region)
+        moved = new_type != old_type or merged["aws_region"] != row.aws_region
+        if "base_url" not in sent and moved and was_default_url:
             merged["base_url"] = None
         if "api_format" not in sent and row.api_format == default_api_format(
             old_type, row.base_url
         ):
             merged["api_format"] = None
+        if "api_key" in patch.model_fields_set:
+            stored_key = patch.api_key is not None
+        else:
+            stored_key = row.api_key_encrypted is not None
         try:
-            return ConnectionCreate.model_validate(merged)
+            return ConnectionCreate.model_validate(merged, context={"stored_key": stored_key})
         except ValidationError as exc:
             raise invalid_input(exc) from None
 

@@ -132,4 +132,6 @@ class Sealer:
             deployment=source.deployment,
             extra_headers=headers,
             max_response_bytes=self._max_upstream_bytes,
+            aws_region=source.aws_region,
+            aws_access_key_id=source.aws_access_key_id,
         )

@@ -36,11 +36,14 @@ from ump_llm_connections.domain.audit import (
     field_names,
 )
 from ump_llm_connections.domain.connections import (
+    BEDROCK_URL,
     DEFAULT_BASE_URLS,
     OLLAMA_PORT,
     SORT_FIELDS,
     TYPE_API_FORMAT,
     ApiKey,
+    AwsAccessKeyId,
+    AwsRegion,
     BaseUrl,
     ConnectionCreate,
     ConnectionFields,
@@ -67,6 +70,7 @@ from ump_llm_connections.domain.connections import (
     UtcDateTime,
     Weight,
     default_api_format,
+    default_base_url,
 )
 from ump_llm_connections.domain.endpoints import (
     HOP_BY_HOP_HEADERS,
@@ -188,6 +192,7 @@ from ump_llm_connections.domain.webhooks import (
 
 __all__ = [
     "ANONYMOUS",
+    "BEDROCK_URL",
     "COMMAND_LINE",
     "DEFAULT_BASE_URLS",
     "DEFAULT_TEST_PROMPT",
@@ -218,6 +223,8 @@ __all__ = [
     "AuditOutcome",
     "AuditPage",
     "AuditTarget",
+    "AwsAccessKeyId",
+    "AwsRegion",
     "BaseUrl",
     "Body",
     "ConnectionActivity",
@@ -330,6 +337,7 @@ __all__ = [
     "check_keys_follow_host",
     "check_upstream_allowed",
     "default_api_format",
+    "default_base_url",
     "field_names",
     "header_value",
     "http_url",

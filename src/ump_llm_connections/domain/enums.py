@@ -25,6 +25,7 @@ class ConnectionType(enum.StrEnum):
     groq = "groq"
     together = "together"
     azure = "azure"
+    bedrock = "bedrock"
 
 
 class ProbeMode(enum.StrEnum):
@@ -37,6 +38,7 @@ class ApiFormat(enum.StrEnum):
     anthropic = "anthropic"
     google = "google"
     ollama = "ollama"
+    bedrock = "bedrock"
 
 
 class ConnectionStatus(enum.StrEnum):

@@ -12,6 +12,8 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from ump_llm_connections.domain.access import TeamName
 from ump_llm_connections.domain.connections import (
     ApiKey,
+    AwsAccessKeyId,
+    AwsRegion,
     ConnectionRead,
     Description,
     Priority,
@@ -139,6 +141,12 @@ class PresetConnectionInfo(BaseModel):
     base_url: str | None
     needs_api_key: bool
     priority: int
+    needs_aws_region: bool = Field(
+        default=False,
+        description="An AWS (bedrock) connection: applying needs aws_region; its key "
+        "(api_keys.<key>, the secret access key) with aws_access_key_id, or neither to use "
+        "the server's AWS credentials.",
+    )
 
 
 class PresetSkipped(BaseModel):
@@ -168,6 +176,13 @@ class PresetApply(Body):
         default="", description="Put before every name, to apply a preset more than once."
     )
     pool_name: Name | None = None
+    aws_region: AwsRegion | None = Field(
+        default=None, description="The region of the preset's AWS (bedrock) connections."
+    )
+    aws_access_key_id: AwsAccessKeyId | None = Field(
+        default=None,
+        description="With the secret access key in api_keys: the AWS connections' own keys.",
+    )
     use_in_livekit: Flag = False
     use_in_mcp: Flag = False
     use_in_automation: Flag = False

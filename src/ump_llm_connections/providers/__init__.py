@@ -1,7 +1,7 @@
 """Provider adapters, one per wire format, behind one interface (``base.Adapter``).
 
 Groq, Together, Azure, vLLM, TGI, LiteLLM and llama.cpp are data on the OpenAI-compatible
-adapter, not modules of their own.
+adapter, not modules of their own. Bedrock (``bedrock.py``) loads botocore on its first call.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import aiohttp
 
 from ump_llm_connections.providers.anthropic import AnthropicAdapter
 from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.bedrock import BedrockAdapter
 from ump_llm_connections.providers.google import GoogleAdapter
 from ump_llm_connections.providers.ollama import OllamaAdapter
 from ump_llm_connections.providers.openai_compat import OpenAICompatAdapter
@@ -18,6 +19,7 @@ __all__ = [
     "ADAPTERS",
     "Adapter",
     "AnthropicAdapter",
+    "BedrockAdapter",
     "GoogleAdapter",
     "OllamaAdapter",
     "OpenAICompatAdapter",
@@ -27,7 +29,13 @@ __all__ = [
 
 ADAPTERS: dict[str, type[Adapter]] = {
     cls.api_format: cls
-    for cls in (OpenAICompatAdapter, AnthropicAdapter, GoogleAdapter, OllamaAdapter)
+    for cls in (
+        OpenAICompatAdapter,
+        AnthropicAdapter,
+        GoogleAdapter,
+        OllamaAdapter,
+        BedrockAdapter,
+    )
 }
 
 

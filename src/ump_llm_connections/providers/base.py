@@ -64,6 +64,8 @@ class Target:
     deployment: str | None = None
     extra_headers: Mapping[str, SecretText] = field(default_factory=dict)
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    aws_region: str | None = None  # bedrock: the region requests are signed for
+    aws_access_key_id: str | None = None  # bedrock: with api_key as the secret; None: the chain
 
     def secrets(self) -> list[SecretText]:
         """What must never appear in a message: the key and every extra header's value."""
@@ -258,14 +260,7 @@ class Adapter(ABC):
         frame: a traceback that prints its locals finds only sealed values here.
         """
         try:
-            response = await self.http.request(
-                call.method,
-                call.url,
-                data=orjson.dumps(call.body) if call.body is not None else None,
-                headers=self.wire_headers(call),
-                timeout=limits,
-                allow_redirects=False,
-            )
+            response = await self.send(call, limits)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise self._timeout_error() from None
         except aiohttp.ClientConnectorError as exc:
@@ -287,6 +282,18 @@ class Adapter(ABC):
             return response
         raise self._http_error(response.status, await _error_body(response), response.headers)
 
+    async def send(self, call: HttpCall, limits: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
+        """Put one call on the wire. A format that signs its requests over the exact body
+        (Bedrock's SigV4) overrides this; whatever it sends, it never follows a redirect."""
+        return await self.http.request(
+            call.method,
+            call.url,
+            data=orjson.dumps(call.body) if call.body is not None else None,
+            headers=self.wire_headers(call),
+            timeout=limits,
+            allow_redirects=False,
+        )
+
     def wire_headers(self, call: HttpCall) -> dict[str, str]:
         """The headers as sent: the connection's extra headers, then the call's, revealed here
         and nowhere else."""
@@ -302,7 +309,18 @@ class Adapter(ABC):
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
             body = None
+        kind, text = self.classify(status, body, headers)
         detail = self.error_detail(body)
+        if detail:
+            text += f" ({self.detail(detail)})"
+        retry_after = (
+            _retry_after(headers.get("Retry-After")) if kind is ErrorKind.rate_limited else None
+        )
+        return self._error(kind, text, status=status, retry_after=retry_after)
+
+    def classify(self, status: int, body: Any, headers: Mapping[str, str]) -> tuple[ErrorKind, str]:
+        """An HTTP error's kind and message (without the upstream's words, added after). A
+        format that names its errors (Bedrock's ``x-amzn-ErrorType``) overrides this."""
         host = self.target.host
         if status in (401, 403) or self.is_auth_error(status, body):
             kind, text = ErrorKind.auth, f"{status} from {host}: check the API key"
@@ -322,10 +340,7 @@ class Adapter(ABC):
             )
         else:
             kind, text = ErrorKind.bad_request, f"{status} from {host}: the request was refused"
-        if detail:
-            text += f" ({self.detail(detail)})"
-        retry_after = _retry_after(headers.get("Retry-After")) if status == 429 else None
-        return self._error(kind, text, status=status, retry_after=retry_after)
+        return kind, text
 
     def _timeout_error(self) -> ProviderError:
         return self._error(

@@ -66,6 +66,7 @@ export const TYPES = {
   groq: { label: "Groq", icon: "⚡" },
   together: { label: "Together AI", icon: "⊕" },
   azure: { label: "Azure OpenAI", icon: "▲" },
+  bedrock: { label: "AWS Bedrock", icon: "◈" },
 };
 
 export function TypeIcon({ type }) {

@@ -2,7 +2,7 @@
 // and what an edit changed. No DOM here.
 
 // The usual endpoint of each type, as the server fills it in when base_url is left out
-// (domain/connections.py DEFAULT_BASE_URLS); the rest need one.
+// (domain/connections.py DEFAULT_BASE_URLS; bedrock's follows its region); the rest need one.
 export const DEFAULT_BASE_URLS = {
   local: "http://localhost:11434",
   openai: "https://api.openai.com/v1",
@@ -19,12 +19,13 @@ export const TYPE_FIELDS = {
   local: ["api_format"],
   remote: ["api_format"],
   aws_spot: ["api_format", "aws_instance_id", "aws_region"],
+  bedrock: ["aws_region", "aws_access_key_id"],
 };
 const TYPE_ONLY = [...new Set(Object.values(TYPE_FIELDS).flat())];
 
 const TEXT = ["name", "description", "connection_type", "base_url", "model_name",
   "organization_id", "api_version", "deployment", "api_format", "aws_instance_id", "aws_region",
-  "probe_mode"];
+  "aws_access_key_id", "probe_mode"];
 export const NUMBERS = {
   timeout: "Timeout (s)", max_retries: "Max retries", temperature: "Temperature",
   max_tokens: "Max tokens", priority: "Priority", weight: "Weight", rpm_limit: "Requests per minute",
@@ -36,7 +37,7 @@ export const FLAGS = ["use_in_livekit", "use_in_mcp", "use_in_automation", "is_a
 const EMPTY = {
   name: "", description: "", connection_type: "openai", base_url: DEFAULT_BASE_URLS.openai,
   model_name: "", organization_id: "", api_version: "", deployment: "", api_format: "",
-  aws_instance_id: "", aws_region: "", probe_mode: "cheap", tags: "",
+  aws_instance_id: "", aws_region: "", aws_access_key_id: "", probe_mode: "cheap", tags: "",
   timeout: "60", max_retries: "2", temperature: "", max_tokens: "", priority: "0", weight: "1",
   rpm_limit: "", tpm_limit: "", input_cost_per_million: "", output_cost_per_million: "",
   monthly_budget: "", use_in_livekit: false, use_in_mcp: false, use_in_automation: false,
@@ -107,5 +108,7 @@ export function changes(form, initial, keyAction, key) {
 // The settings that decide where a request goes: when they change, the model list is stale.
 export function reachKey(form, key) {
   const { connection_type, base_url, api_format, deployment, api_version, organization_id } = form;
-  return JSON.stringify([connection_type, base_url, api_format, deployment, api_version, organization_id, key]);
+  const { aws_region, aws_access_key_id } = form;
+  return JSON.stringify([connection_type, base_url, api_format, deployment, api_version,
+    organization_id, aws_region, aws_access_key_id, key]);
 }

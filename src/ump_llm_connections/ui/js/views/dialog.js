@@ -11,7 +11,7 @@ loadStyle("dialog.css");
 
 const MODELS_TIMEOUT_MS = 10000;
 const TEST_TIMEOUT_MS = 90000;
-const KEYLESS = new Set(["local", "remote", "aws_spot"]);
+const KEYLESS = new Set(["local", "remote", "aws_spot", "bedrock"]); // bedrock: the server's AWS chain
 const ADVANCED = new Set([...Object.keys(NUMBERS), "probe_mode", "is_active"]);
 
 // Enums from the API's own schema (probe modes, wire formats), read once.
@@ -112,7 +112,8 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
         <${ModelPicker} form=${form} sendKey=${sendKey} editing=${editing} connection=${connection}
           initial=${initial.current} keyAction=${keyAction} error=${errors.model_name} onInput=${set("model_name")} />
         <${KeyField} editing=${editing} connection=${connection} mode=${mode} action=${keyAction}
-          setAction=${setKeyAction} value=${key} setValue=${setKey} error=${errors.api_key} />
+          setAction=${setKeyAction} value=${key} setValue=${setKey} error=${errors.api_key}
+          aws=${form.connection_type === "bedrock"} />
         ${uses.includes("deployment") && text("deployment", "Deployment", { required: true })}
         ${uses.includes("api_version") && text("api_version", "API version", { placeholder: "2024-10-21", required: true })}
         ${uses.includes("organization_id") && text("organization_id", "Organisation", { hint: "Optional: your OpenAI organisation id" })}
@@ -122,7 +123,10 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
           ${options.api_format.map((v) => html`<option value=${v}>${v}</option>`)}
         </select>`)}
         ${uses.includes("aws_instance_id") && text("aws_instance_id", "AWS instance ID", { class: "mono" })}
-        ${uses.includes("aws_region") && text("aws_region", "AWS region", { placeholder: "us-east-1" })}
+        ${uses.includes("aws_region") && text("aws_region", "AWS region", { placeholder: "us-east-1", required: form.connection_type === "bedrock" })}
+        ${uses.includes("aws_access_key_id") && text("aws_access_key_id", "AWS access key ID", {
+          class: "mono", autocomplete: "off", spellcheck: "false",
+          hint: "With the secret access key in the key field; leave both empty to use the server's AWS credentials" })}
       </div>
       <fieldset class="integrations">
         <legend>Integrations</legend>
@@ -158,19 +162,20 @@ export default function ConnectionEditor({ mode, connection, onSaved, onClose })
 }
 
 // The key: a password input on create; on edit the mask, with Replace and Clear.
-function KeyField({ editing, connection, mode, action, setAction, value, setValue, error }) {
+function KeyField({ editing, connection, mode, action, setAction, value, setValue, error, aws }) {
+  const label = aws ? "AWS secret access key" : "API Key";
   const input = (props) => html`<input ...${props} type="password" autocomplete="new-password"
     spellcheck="false" class="mono" value=${value} onInput=${(e) => setValue(e.currentTarget.value)} />`;
   if (!editing || action === "replace") {
     const hint = mode === "duplicate" ? "The key is not copied: enter it again."
       : editing ? "The new key replaces the stored one when you save." : "Stored encrypted; never shown again.";
     return html`<div class="key-field">
-      <${Field} label="API Key" name="cf-api_key" error=${error} hint=${hint}>${input}<//>
+      <${Field} label=${label} name="cf-api_key" error=${error} hint=${hint}>${input}<//>
       ${editing && html`<button type="button" class="link" onClick=${() => { setValue(""); setAction("keep"); }}>Keep the stored key</button>`}
     </div>`;
   }
   return html`<div class=${error ? "field invalid" : "field"}>
-    <span class="label" id="cf-key-label">API Key</span>
+    <span class="label" id="cf-key-label">${label}</span>
     <div class="key-row" role="group" aria-labelledby="cf-key-label">
       <span class="mono key-mask" id="cf-api_key" tabindex="-1">
         ${action === "clear" ? "No key (cleared when you save)" : connection.api_key_mask ?? "No key stored"}
@@ -193,7 +198,8 @@ function ModelPicker({ form, sendKey, editing, connection, initial, keyAction, e
   const waitsForKey = !sendKey && !KEYLESS.has(form.connection_type); // no call bound to fail
   const [tries, setTries] = useState(0);
   useEffect(() => {
-    if (!editing && (waitsForKey || (!form.base_url && !DEFAULT_BASE_URLS[form.connection_type]))) {
+    const region = form.connection_type === "bedrock" && form.aws_region; // bedrock's URL follows it
+    if (!editing && (waitsForKey || (!form.base_url && !DEFAULT_BASE_URLS[form.connection_type] && !region))) {
       setList({ state: "idle", models: [] });
       return undefined;
     }

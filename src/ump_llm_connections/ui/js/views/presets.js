@@ -9,8 +9,9 @@ const INTEGRATIONS = [["use_in_livekit", "LiveKit"], ["use_in_mcp", "MCP"], ["us
 
 function Apply({ preset, onApplied, onClose }) {
   const needs = preset.connections.filter((c) => c.needs_api_key);
+  const aws = preset.connections.filter((c) => c.needs_aws_region); // Bedrock: region, optional keys
   const [keys, setKeys] = useState({});
-  const [form, setForm] = useState({ prefix: "", pool_name: "" });
+  const [form, setForm] = useState({ prefix: "", pool_name: "", aws_region: "", aws_access_key_id: "" });
   const [flags, setFlags] = useState({});
   const [error, setError] = useState(null);
   const [busy, setBusy] = useState(false);
@@ -20,6 +21,8 @@ function Apply({ preset, onApplied, onClose }) {
     setError(null);
     const body = { api_keys: keys, prefix: form.prefix.trim(), ...flags };
     if (form.pool_name.trim()) body.pool_name = form.pool_name.trim();
+    for (const name of ["aws_region", "aws_access_key_id"]) if (form[name].trim()) body[name] = form[name].trim();
+    body.api_keys = Object.fromEntries(Object.entries(keys).filter(([, v]) => v)); // an empty AWS secret: the chain
     try {
       onApplied(await api(`/presets/${encodeURIComponent(preset.slug)}/apply`, { method: "POST", body, timeoutMs: 60000 }));
     } catch (e) {
@@ -28,7 +31,8 @@ function Apply({ preset, onApplied, onClose }) {
     }
   };
   const fieldError = (name) => (error?.field === name ? error.message : null);
-  const shownBeside = error?.field && (error.field.startsWith("api_keys.") || ["prefix", "pool_name"].includes(error.field));
+  const shownBeside = error?.field && (error.field.startsWith("api_keys.") || ["prefix", "pool_name", "aws_region", "aws_access_key_id"].includes(error.field));
+  const setField = (name) => (e) => setForm((f) => ({ ...f, [name]: e.target.value }));
   return html`<${Dialog} title=${`Apply ${preset.name}`} onClose=${onClose} labelledBy="preset-apply-title">
     <form class="stack" onSubmit=${submit} novalidate>
       <p class="muted">${preset.connections.length} connections and a pool. Keys are sent once, stored
@@ -37,7 +41,17 @@ function Apply({ preset, onApplied, onClose }) {
           error=${fieldError(`api_keys.${c.key}`)} hint=${`${c.connection_type} · ${c.model_name}`}>
         ${(a) => html`<input ...${a} type="password" autocomplete="off" spellcheck="false" required
           value=${keys[c.key] ?? ""} onInput=${(e) => setKeys((k) => ({ ...k, [c.key]: e.target.value }))} />`}<//>`)}
-      ${!needs.length && html`<p>No keys needed: these connections run on this machine.</p>`}
+      ${!needs.length && !aws.length && html`<p>No keys needed: these connections run on this machine.</p>`}
+      ${aws.map((c) => html`<fieldset key=${c.key} class="stack"><legend>${c.name}</legend>
+        <${Field} label="AWS region" name="preset-aws_region" error=${fieldError("aws_region")} hint=${c.model_name}>
+          ${(a) => html`<input ...${a} required placeholder="us-east-1" value=${form.aws_region} onInput=${setField("aws_region")} />`}<//>
+        <${Field} label="AWS access key ID (optional)" name="preset-aws_access_key_id" error=${fieldError("aws_access_key_id")}
+            hint="Leave it and the secret empty to use the server's AWS credentials">
+          ${(a) => html`<input ...${a} class="mono" autocomplete="off" spellcheck="false" value=${form.aws_access_key_id} onInput=${setField("aws_access_key_id")} />`}<//>
+        <${Field} label="AWS secret access key (optional)" name=${`key-${c.key}`} error=${fieldError(`api_keys.${c.key}`)}>
+          ${(a) => html`<input ...${a} type="password" autocomplete="off" spellcheck="false"
+            value=${keys[c.key] ?? ""} onInput=${(e) => setKeys((k) => ({ ...k, [c.key]: e.target.value }))} />`}<//>
+      </fieldset>`)}
       <${Field} label="Name prefix (optional)" name="preset-prefix" error=${fieldError("prefix")}
           hint="Put before every name, to apply a preset more than once, e.g. “staging ”">
         ${(a) => html`<input ...${a} maxlength="50" value=${form.prefix} onInput=${(e) => setForm((f) => ({ ...f, prefix: e.target.value }))} />`}<//>
