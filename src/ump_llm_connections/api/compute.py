@@ -65,28 +65,28 @@ async def list_instances(request: Request, caller: PrincipalDep) -> SpotInstance
     return await _spot(request).list(caller)
 
 
-@router.get("/spot-instances/{ref}", summary="A spot instance, its cost and its connection")
-async def get_instance(ref: Ref, request: Request, caller: PrincipalDep) -> SpotInstanceRead:
-    return await _spot(request).get(ref, caller)
+@router.get("/spot-instances/{spot_id}", summary="A spot instance, its cost and its connection")
+async def get_instance(spot_id: Ref, request: Request, caller: PrincipalDep) -> SpotInstanceRead:
+    return await _spot(request).get(spot_id, caller)
 
 
 @router.delete(
-    "/spot-instances/{ref}",
+    "/spot-instances/{spot_id}",
     summary="Terminate a spot instance and deactivate its connection",
     responses=AWS_ERRORS,
 )
-async def terminate(ref: Ref, request: Request, caller: PrincipalDep) -> SpotInstanceRead:
-    return await _spot(request).terminate(ref, caller)
+async def terminate(spot_id: Ref, request: Request, caller: PrincipalDep) -> SpotInstanceRead:
+    return await _spot(request).terminate(spot_id, caller)
 
 
 @router.post(
-    "/spot-instances/{ref}/heartbeat",
+    "/spot-instances/{spot_id}/heartbeat",
     summary="An instance renews its lease (Authorization: Bearer <its own token>)",
 )
-async def heartbeat(ref: Ref, request: Request) -> SpotInstanceRead:
+async def heartbeat(spot_id: Ref, request: Request) -> SpotInstanceRead:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     token = SecretText(credentials.strip()) if scheme.lower() == "bearer" else None
-    return await _spot(request).heartbeat(ref, token or None)
+    return await _spot(request).heartbeat(spot_id, token or None)
 
 
 @router.post(

@@ -2,9 +2,9 @@
 lock of its own, like the health monitor's), it
 
 1. describes the instances tagged ``ump:managed=true`` in the regions in use
-   (``UMP_SPOT_REGIONS`` and those of the instances it knows), and moves each one's state and
-   connection with what EC2 says; a running one gets its ``base_url`` from
-   ``UMP_SPOT_ENDPOINT_TEMPLATE`` and a renewed lease;
+   (``UMP_SPOT_REGIONS`` and those of the instances it knows, till they are terminated), and
+   moves each one's state and connection with what EC2 says; a running one gets its
+   ``base_url`` from ``UMP_SPOT_ENDPOINT_TEMPLATE`` and a renewed lease;
 2. adopts a tagged instance it does not know (launched elsewhere) from its tags; an untagged
    instance is never looked at;
 3. takes out of rotation every instance whose lease lapsed (no heartbeat, not seen running);
@@ -47,7 +47,7 @@ __all__ = ["SpotReconciler"]
 
 log = logging.getLogger(__name__)
 
-WATCHED = [s.value for s in SpotState if s.live]
+WATCHED = [s.value for s in SpotState if s is not SpotState.terminated]  # described till gone
 LEASED = [SpotState.pending.value, SpotState.starting.value, SpotState.ready.value]
 PROBE_TIMEOUT_S = 10.0
 GONE = frozenset({"shutting-down", "terminated"})
