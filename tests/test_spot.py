@@ -309,8 +309,10 @@ def test_termination_through_the_api_and_by_boto3(spot: Spot, api: httpx.Client)
     seen = in_state(spot, theirs["id"], "terminated")
     assert seen["connection"]["is_active"] is False
     assert seen["connection"]["status"] == "inactive"
-    reasons = hook_events(spot, "connection.deactivated", theirs["connection"]["id"])
-    assert reasons and reasons[0]["reason"] in ("instance_shutting_down", "instance_terminated")
+    reasons = wait_until(
+        lambda: hook_events(spot, "connection.deactivated", theirs["connection"]["id"])
+    )
+    assert reasons[0]["reason"] in ("instance_shutting_down", "instance_terminated")
     assert api.get("/api/compute/spot-instances/i-00000000").status_code == 404
 
 
@@ -412,9 +414,10 @@ def test_user_data_heartbeats_and_lease_expiry(spot: Spot, api: httpx.Client) ->
     lapsed = in_state(spot, live["id"], "expired")
     assert lapsed["connection"]["is_active"] is False
     assert "lease expired" in lapsed["connection"]["last_error"]
-    assert hook_events(spot, "connection.deactivated", live["connection"]["id"])[0]["reason"] == (
-        "lease_expired"
+    heard = wait_until(
+        lambda: hook_events(spot, "connection.deactivated", live["connection"]["id"])
     )
+    assert heard[0]["reason"] == "lease_expired"
     # A heartbeat again: probed, then back in rotation.
     assert beat(secret).status_code == 200
     back = in_state(spot, live["id"], "ready")

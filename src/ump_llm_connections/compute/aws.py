@@ -140,6 +140,12 @@ class Ec2:
                 import boto3
                 from botocore.config import Config
 
+                # botocore's debug lines hold whole requests (user data: a heartbeat token).
+                for name in ("boto3", "botocore", "urllib3"):
+                    quiet = logging.getLogger(name)
+                    if quiet.getEffectiveLevel() < logging.INFO:
+                        quiet.setLevel(logging.INFO)
+
                 config = Config(
                     retries={"mode": "standard", "max_attempts": 3},
                     connect_timeout=5,
