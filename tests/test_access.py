@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -395,6 +396,7 @@ PATH_IDS = {
     "webhook_id": "webhook",
     "token_id": "token",
     "name": "preset",
+    "spot_id": "spot",
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("patch", "/api/connections/{connection_id}"): {"description": "taken over"},
@@ -448,6 +450,7 @@ def test_another_team_gets_nothing_from_any_route(team: Team) -> None:
         "webhook": owned.webhook,
         "token": owned.token,
         "preset": "local-first",
+        "spot": str(uuid.uuid4()),  # no spot instance here (no AWS): every spot route refuses
     }
     try:
         with team.as_(team.carol) as carol:

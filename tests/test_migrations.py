@@ -33,6 +33,7 @@ TABLES = {
     "llm_connection_tags",
     "llm_api_tokens",
     "llm_audit_log",
+    "llm_spot_instances",
 }
 
 

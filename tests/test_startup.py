@@ -20,6 +20,7 @@ from ump_llm_connections.config import Settings
 async def main():
     app = create_app(Settings(health_monitor=False))
     async with app.router.lifespan_context(app):
+        await asyncio.sleep(0.3)  # the background loops' first rounds (the spot reconciler's)
         state = {"frozen": gc.get_freeze_count(), "threshold": gc.get_threshold()}
         state["modules"] = sorted({name.split(".")[0] for name in sys.modules})
         print(json.dumps(state))
@@ -47,7 +48,10 @@ def test_started_server_freezes_its_startup_heap(tmp_path: Path) -> None:
     assert state["threshold"][0] >= 10_000
 
 
-def test_server_without_redis_url_does_not_load_redis(tmp_path: Path) -> None:
+def test_server_without_redis_or_aws_loads_neither(tmp_path: Path) -> None:
     modules = _started(tmp_path)["modules"]
     assert "ump_llm_connections" in modules
     assert "redis" not in modules  # ~10 MB of peak RSS for a limiter it does not use
+    # No UMP_SPOT_REGIONS and no spot instance recorded: the reconciler never loads AWS.
+    assert "boto3" not in modules
+    assert "botocore" not in modules

@@ -87,12 +87,20 @@ class Settings(BaseSettings):
     upstream_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Decrypt-only server keys beside UMP_SECRET_KEY, while a rotation rewrites the rows.
     previous_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list, repr=False)
+    # AWS spot instances (compute/): where instances send heartbeats, how often the reconciler
+    # runs, how long a lease lasts, the regions it watches, how it builds an endpoint.
+    public_url: str | None = None
+    spot_reconcile_s: float = Field(default=30.0, ge=0.05, le=3600)
+    spot_lease_s: float = Field(default=300.0, ge=1, le=86_400)
+    spot_regions: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    spot_endpoint_template: str = "http://{public_ip}:{port}/v1"
 
     @field_validator(
         "allowed_hosts",
         "trusted_proxies",
         "upstream_allowlist",
         "previous_secret_keys",
+        "spot_regions",
         mode="before",
     )
     @classmethod
@@ -123,6 +131,30 @@ class Settings(BaseSettings):
                         f"{item!r} is not a host name, '*.' and a domain, an IP address or a "
                         "network (CIDR)"
                     ) from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("must be an http(s) URL such as https://ump.example.com")
+        return value
+
+    @field_validator("spot_endpoint_template")
+    @classmethod
+    def _endpoint_template(cls, value: str) -> str:
+        try:
+            url = value.format(public_ip="203.0.113.1", private_ip="10.0.0.1", port=8000)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(
+                "may name only {public_ip}, {private_ip} and {port}, e.g. "
+                "http://{public_ip}:{port}/v1"
+            ) from None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must give an http(s) URL, e.g. http://{public_ip}:{port}/v1")
         return value
 
     @property

@@ -14,6 +14,8 @@ and builds the rest without starting anything; ``start`` runs the steps below to
     directory          the gateway's snapshot of the connections, refreshed in the background
     usage recorder     stopped after the gateway's last call: writes (or spills) what is left
     health monitor     only when ``UMP_HEALTH_MONITOR`` is on; cancels its probes on stop
+    spot reconciler    follows the AWS spot instances (``compute/``); idle, and boto3 never
+                       loaded, while no region is configured and no instance is recorded
     spend              month-to-date spend per connection, for budgets; refreshed every minute
     audit retention    prunes audit rows past ``UMP_AUDIT_RETENTION_DAYS``, at start and hourly
 
@@ -30,6 +32,9 @@ from datetime import timedelta
 from ump_llm_connections.audit import AuditLog
 from ump_llm_connections.background import periodic
 from ump_llm_connections.clock import utcnow
+from ump_llm_connections.compute.lifecycle import SpotSettings
+from ump_llm_connections.compute.reconciler import SpotReconciler
+from ump_llm_connections.compute.spot import SpotService
 from ump_llm_connections.config import Settings
 from ump_llm_connections.gateway.core import Gateway
 from ump_llm_connections.gateway.directory import Directory
@@ -46,7 +51,8 @@ from ump_llm_connections.reports import UsageReports
 from ump_llm_connections.service import Service, open_service
 from ump_llm_connections.store.audit import AuditStore
 from ump_llm_connections.store.engine import redacted_url
-from ump_llm_connections.store.health import HealthStore, MonitorLease
+from ump_llm_connections.store.health import SPOT_LOCK, HealthStore, MonitorLease
+from ump_llm_connections.store.spot import SpotStore
 from ump_llm_connections.store.tokens import TokenStore
 from ump_llm_connections.store.usage import UsageStore
 from ump_llm_connections.store.usage_report import UsageGroups
@@ -138,6 +144,24 @@ class Runtime:
         self.gateway.outliers = Outliers(
             threshold=settings.health_failure_threshold, on_trip=self.monitor.suspect
         )
+        self.spot = SpotService(
+            SpotStore(service.sessions),
+            service.registry,
+            service.events,
+            SpotSettings(
+                public_url=settings.public_url,
+                lease_s=settings.spot_lease_s,
+                endpoint_template=settings.spot_endpoint_template,
+            ),
+        )
+        self.reconciler = SpotReconciler(
+            self.spot,
+            service.tester,
+            service.http,
+            MonitorLease(service.engine, SPOT_LOCK),
+            interval_s=settings.spot_reconcile_s,
+            regions=settings.spot_regions,
+        )
         self._spend = periodic("month-to-date spend refresh", self._load_spend, SPEND_REFRESH_S)
         self.steps = self._steps()
         self._started: list[Step] = []
@@ -178,6 +202,7 @@ class Runtime:
         ]
         if self.settings.health_monitor:
             steps.append(Step("health monitor", self.monitor.start, self.monitor.stop))
+        steps.append(Step("spot reconciler", self.reconciler.start, self.reconciler.stop))
         steps.append(Step("spend", self._start_spend, self._spend.stop))
         steps.append(
             Step("audit retention", self._start_audit_retention, self._audit_retention.stop)

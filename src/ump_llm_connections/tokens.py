@@ -46,6 +46,7 @@ __all__ = [
     "TokenCache",
     "TokenService",
     "hash_token",
+    "new_token",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def hash_token(token: SecretText) -> str:
     return hashlib.sha256(token.reveal().encode()).hexdigest()
 
 
-def _new_token() -> tuple[str, SecretText]:
+def new_token() -> tuple[str, SecretText]:
+    """A new token and its public key id (an API token, or a spot instance's heartbeat token)."""
     key_id = secrets.token_hex(KEY_ID_CHARS // 2)
     return key_id, SecretText(f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}")
 
@@ -189,7 +191,7 @@ class TokenService:
         self._cache = cache  # the server's: reloaded at once after a change made here
 
     async def create(self, data: TokenCreate, *, created_by: str | None) -> TokenCreated:
-        key_id, token = _new_token()
+        key_id, token = new_token()
         now = utcnow()
         row = TokenRow(
             id=uuid.uuid4(),

@@ -30,6 +30,7 @@ class Behaviour(enum.StrEnum):
     model_not_found = "model_not_found"  # 404 in the provider's error format
     rate_limited = "rate_limited"  # 429 with Retry-After: `retry_after`
     server_error = "server_error"  # 500 in the provider's error format
+    loading = "loading"  # 503 "loading": a model server (vLLM) still loading its weights
     hang = "hang"  # never answers
     malformed = "malformed"  # 200 whose body (or first stream event) is not valid JSON
     cut_stream = "cut_stream"  # some of the answer, then the connection closes mid-way
@@ -180,6 +181,8 @@ class FakeUpstream:
             return response
         if behaviour is Behaviour.server_error:
             return self.error_response(500, "The server had an error processing your request.")
+        if behaviour is Behaviour.loading:
+            return self.error_response(503, "loading: the model is not ready yet")
         if behaviour is Behaviour.hang:
             await asyncio.sleep(3600)
         if behaviour is Behaviour.slow_first_token:

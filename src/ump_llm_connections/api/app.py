@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ump_llm_connections import __version__
 from ump_llm_connections.api import (
     audit,
+    compute,
     connections,
     events,
     gateway,
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> App:
         redoc_url=None,
     )
     add_docs(app)
-    for module in (connections, usage, pools, presets, webhooks, tokens, audit, events):
+    for module in (connections, usage, pools, presets, webhooks, tokens, audit, events, compute):
         app.include_router(module.router, responses=REST_ERRORS)
     mcp.mount(app, settings)
 

@@ -2,8 +2,9 @@
 
 Open mode — the server is bound to loopback and no token exists in the database — lets every
 request through as ``OPEN_ACCESS``, as the guide's curl examples expect. Once a token exists, or
-the server binds another address, every path but ``/healthz``, ``/readyz`` and the web UI's page
-and assets (``api/ui.py``: they hold no data) needs
+the server binds another address, every path but ``/healthz``, ``/readyz``, the web UI's page
+and assets (``api/ui.py``: they hold no data) and a spot instance's heartbeat (its own token,
+checked by ``api/compute.py``) needs
 ``Authorization: Bearer <token>``: 401 without one (or with a bad, revoked or expired one). A
 client address that fails ``FAILURES_PER_MINUTE`` times in a minute gets 429 with
 ``Retry-After`` until the minute ends; each failure is audited.
@@ -21,6 +22,7 @@ import logging
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ump_llm_connections.api.compute import is_heartbeat
 from ump_llm_connections.api.deps import CLIENT, PRINCIPAL
 from ump_llm_connections.api.guard import send_json
 from ump_llm_connections.api.ui import is_ui_path
@@ -90,6 +92,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         if is_ui_path(scope["path"]):  # checked only once tokens are on: no cost in open mode
+            await self.app(scope, receive, send)
+            return
+        if is_heartbeat(scope["path"]):  # the instance's own token, checked by the route
             await self.app(scope, receive, send)
             return
         gateway = scope["path"].startswith(GATEWAY_PREFIX)

@@ -173,18 +173,21 @@ class HealthStore:
 
 
 MONITOR_LOCK = 0x756D70  # "ump": the PostgreSQL advisory lock held by the monitoring replica
+SPOT_LOCK = 0x756D7073  # "umps": held by the replica that reconciles the spot instances
 
 
 class MonitorLease:
-    """Makes one replica at a time the health monitor.
+    """Makes one replica at a time the health monitor (or, with ``SPOT_LOCK``, the spot
+    instances' reconciler).
 
     On PostgreSQL a session-level advisory lock, held on a connection of its own for as long as
     the replica lives (a replica that dies releases it with its connection, and another takes
     over on its next try). SQLite serves one process: the lease is always held.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, key: int = MONITOR_LOCK) -> None:
         self._engine = engine
+        self._key = key
         self._connection: AsyncConnection | None = None
         self._held = False
 
@@ -199,7 +202,7 @@ class MonitorLease:
                 await self._connection.execute(text("SELECT 1"))  # still ours?
                 return True
             result = await self._connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": MONITOR_LOCK}
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
             )
             self._held = bool(result.scalar())
             await self._connection.commit()

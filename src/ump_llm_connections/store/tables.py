@@ -349,3 +349,45 @@ class AuditRow(Base):
         Index("ix_llm_audit_log_token_time", "token_id", "created_at"),
         Index("ix_llm_audit_log_target_time", "target_id", "created_at"),
     )
+
+
+class SpotInstanceRow(Base):
+    """An AWS spot instance this server launched (or adopted by its tags), and the ``aws_spot``
+    connection that serves its model. Only the SHA-256 of its heartbeat token is kept."""
+
+    __tablename__ = "llm_spot_instances"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    aws_instance_id: Mapped[str] = mapped_column(String(64), unique=True)
+    region: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    instance_type: Mapped[str] = mapped_column(String(64))
+    image_id: Mapped[str | None] = mapped_column(String(200))
+    launch_template: Mapped[str | None] = mapped_column(String(200))
+    model_name: Mapped[str] = mapped_column(String(300))
+    port: Mapped[int] = mapped_column(Integer, default=8000)
+    max_price: Mapped[float | None] = mapped_column(Float)
+    spot_price: Mapped[float | None] = mapped_column(Float)  # USD per hour, at launch
+    state: Mapped[str] = mapped_column(String(32))
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    public_ip: Mapped[str | None] = mapped_column(String(64))
+    private_ip: Mapped[str | None] = mapped_column(String(64))
+    launch_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    connection_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("llm_connections.id", ondelete="SET NULL")
+    )
+    heartbeat_token_hash: Mapped[str | None] = mapped_column(String(64))  # None: adopted
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    team: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_llm_spot_instances_state", "state"),
+        Index("ix_llm_spot_instances_connection", "connection_id"),
+        Index("ix_llm_spot_instances_team", "team"),
+    )
