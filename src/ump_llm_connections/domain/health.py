@@ -28,6 +28,8 @@ __all__ = [
     "DEFAULT_TEST_PROMPT",
     "ConnectionDetail",
     "DraftConnection",
+    "EditModelsRequest",
+    "EditTestRequest",
     "HealthCheckPage",
     "HealthCheckRead",
     "HealthSummary",
