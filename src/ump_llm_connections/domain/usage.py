@@ -12,7 +12,6 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel
 
 __all__ = [
-    "LATENCY_BINS_PER_E",
     "ActivityList",
     "ConnectionActivity",
     "ConnectionUsage",
