@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Select, delete, func, or_, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from ump_llm_connections.domain import ConnectionStatus, ErrorKind
 from ump_llm_connections.domain.health_rules import (
@@ -136,7 +137,13 @@ class HealthStore:
             outcome.deactivated, outcome.reactivated = moved.deactivated, moved.reactivated
             if moved.reactivated or moved.deactivated:
                 row.updated_at = check.created_at
-            await session.commit()
+            try:
+                await session.commit()
+            except (StaleDataError, IntegrityError):
+                await session.rollback()
+                if await session.get(ConnectionRow, check.connection_id) is None:
+                    return None  # deleted while its check was being recorded
+                raise
             return outcome
 
     async def prune(self, before: datetime) -> int:
