@@ -288,6 +288,8 @@ def test_interruption_takes_it_out_of_a_pool_with_no_failed_request(
     assert "interruption" in view["connection"]["last_error"]
     gone = wait_until(lambda: hook_events(spot, "connection.deactivated", spot_connection["id"]))
     assert gone[0]["reason"] == "spot_interrupted"
+    audited = api.get("/api/audit", params={"action": "spot.event"}).json()["items"]
+    assert doomed["id"] in {a["target_id"] for a in audited}
 
 
 def test_termination_through_the_api_and_by_boto3(spot: Spot, api: httpx.Client) -> None:
@@ -303,6 +305,10 @@ def test_termination_through_the_api_and_by_boto3(spot: Spot, api: httpx.Client)
     assert final["ended_at"] is not None
     again = api.delete(f"/api/compute/spot-instances/{ours['id']}")
     assert again.status_code == 200 and again.json()["state"] == "terminated"
+    audited = api.get(
+        "/api/audit", params={"target_type": "spot_instance", "target_id": ours["id"]}
+    ).json()["items"]
+    assert [a["action"] for a in audited] == ["spot.terminate", "spot.terminate", "spot.launch"]
 
     theirs = ready(spot, "theirs")
     spot.ec2.terminate_instances(InstanceIds=[theirs["aws_instance_id"]])

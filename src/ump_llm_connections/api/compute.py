@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
-from ump_llm_connections.api.deps import AdminDep, Clean, PrincipalDep, runtime_of
+from ump_llm_connections.api.deps import ActorDep, AdminDep, Clean, PrincipalDep, runtime_of
 from ump_llm_connections.api.responses import ErrorResponse
 from ump_llm_connections.compute.spot import SpotService
-from ump_llm_connections.domain import SecretText
+from ump_llm_connections.domain import AuditAction, AuditTarget, SecretText, TargetType
 from ump_llm_connections.domain.spot import (
     ComputeEvent,
     EventApplied,
@@ -54,10 +54,10 @@ def _spot(request: Request) -> SpotService:
     summary="Launch a spot GPU instance serving a model; its aws_spot connection comes with it",
     responses=AWS_ERRORS,
 )
-async def launch(
-    body: SpotInstanceCreate, request: Request, caller: PrincipalDep
-) -> SpotInstanceRead:
-    return await _spot(request).launch(body, caller)
+async def launch(body: SpotInstanceCreate, request: Request, actor: ActorDep) -> SpotInstanceRead:
+    launched = await _spot(request).launch(body, actor.caller)
+    await actor.did(AuditAction.spot_launch, _target(launched), body.model_fields_set)
+    return launched
 
 
 @router.get("/spot-instances", summary="List spot instances with state, price and cost")
@@ -75,8 +75,10 @@ async def get_instance(spot_id: Ref, request: Request, caller: PrincipalDep) -> 
     summary="Terminate a spot instance and deactivate its connection",
     responses=AWS_ERRORS,
 )
-async def terminate(spot_id: Ref, request: Request, caller: PrincipalDep) -> SpotInstanceRead:
-    return await _spot(request).terminate(spot_id, caller)
+async def terminate(spot_id: Ref, request: Request, actor: ActorDep) -> SpotInstanceRead:
+    ended = await _spot(request).terminate(spot_id, actor.caller)
+    await actor.did(AuditAction.spot_terminate, _target(ended))
+    return ended
 
 
 @router.post(
@@ -93,5 +95,14 @@ async def heartbeat(spot_id: Ref, request: Request) -> SpotInstanceRead:
     "/events",
     summary="Apply an EventBridge EC2 state-change or spot interruption event at once",
 )
-async def apply_event(body: ComputeEvent, request: Request, _: AdminDep) -> EventApplied:
-    return await _spot(request).apply_event(body)
+async def apply_event(
+    body: ComputeEvent, request: Request, _: AdminDep, actor: ActorDep
+) -> EventApplied:
+    applied = await _spot(request).apply_event(body)
+    if applied.instance is not None:
+        await actor.did(AuditAction.spot_event, _target(applied.instance))
+    return applied
+
+
+def _target(instance: SpotInstanceRead) -> AuditTarget:
+    return AuditTarget(TargetType.spot_instance, instance.id, instance.name)

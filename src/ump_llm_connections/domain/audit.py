@@ -60,6 +60,9 @@ class AuditAction(enum.StrEnum):
     auth_failure = "auth.failure"
     auth_throttled = "auth.throttled"
     key_rotate = "key.rotate"
+    spot_launch = "spot.launch"
+    spot_terminate = "spot.terminate"
+    spot_event = "spot.event"  # an EventBridge state change or interruption applied
 
 
 class TargetType(enum.StrEnum):
@@ -69,6 +72,7 @@ class TargetType(enum.StrEnum):
     preset = "preset"
     token = "token"  # noqa: S105 - a kind of target, not a secret
     server_key = "server_key"
+    spot_instance = "spot_instance"
 
 
 class AuditOutcome(enum.StrEnum):
