@@ -41,7 +41,7 @@ AWS_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def is_heartbeat(path: str) -> bool:
     """Whether a path is an instance's heartbeat (authenticated by its own token only)."""
-    return HEARTBEAT_PATH.fullmatch(path) is not None
+    return path.endswith("/heartbeat") and HEARTBEAT_PATH.fullmatch(path) is not None
 
 
 def _spot(request: Request) -> SpotService:
