@@ -116,6 +116,7 @@ async def test_runtime_starts_in_order_and_stops_in_reverse(tmp_path: Path) -> N
         "limiter",
         "directory",
         "usage recorder",
+        "spot reconciler",
         "spend",
         "audit retention",
     ]
