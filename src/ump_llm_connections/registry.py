@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from ump_llm_connections.domain import (
     SORT_FIELDS,
     ConnectionCreate,
@@ -27,12 +25,9 @@ from ump_llm_connections.domain import (
     ConnectionPage,
     ConnectionRead,
     ConnectionStatus,
-    ConnectionType,
     ConnectionUpdate,
     Summary,
-    default_api_format,
-    default_base_url,
-    invalid_input,
+    patched,
 )
 from ump_llm_connections.domain.access import (
     OPEN_ACCESS,
@@ -356,29 +351,9 @@ class Registry:
 
     def _merge(self, row: ConnectionRow, patch: ConnectionUpdate) -> ConnectionCreate:
         """The row with the patch applied, checked by the same rules as a new connection."""
-        sent = patch.model_fields_set - {"api_key"}
-        merged: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
-        merged["extra_headers"] = self._sealer.open_headers(row.id, row.extra_headers)
-        old_type = ConnectionType(row.connection_type)
-        merged.update({f: getattr(patch, f) for f in sent})
-        new_type = ConnectionType(merged["connection_type"])
-        # Values that were only defaults of the old type (or region) follow the new one.
-        was_default_url = row.base_url == default_base_url(old_type, row.aws_region)
-        moved = new_type != old_type or merged["aws_region"] != row.aws_region
-        if "base_url" not in sent and moved and was_default_url:
-            merged["base_url"] = None
-        if "api_format" not in sent and row.api_format == default_api_format(
-            old_type, row.base_url
-        ):
-            merged["api_format"] = None
-        if "api_key" in patch.model_fields_set:
-            stored_key = patch.api_key is not None
-        else:
-            stored_key = row.api_key_encrypted is not None
-        try:
-            return ConnectionCreate.model_validate(merged, context={"stored_key": stored_key})
-        except ValidationError as exc:
-            raise invalid_input(exc) from None
+        current: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
+        current["extra_headers"] = self._sealer.open_headers(row.id, row.extra_headers)
+        return patched(current, patch, has_key=row.api_key_encrypted is not None)
 
     def _read(self, row: ConnectionRow) -> ConnectionRead:
         """The API's view of a row: header values masked like the key."""

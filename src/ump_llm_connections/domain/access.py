@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from ump_llm_connections.clock import as_utc, utcnow
-from ump_llm_connections.domain.connections import UtcDateTime
 from ump_llm_connections.domain.enums import Source
+from ump_llm_connections.domain.fields import UtcDateTime
 from ump_llm_connections.domain.input import Body, SingleLine
 from ump_llm_connections.errors import Forbidden, InvalidInput
 

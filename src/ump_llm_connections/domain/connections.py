@@ -1,4 +1,4 @@
-"""Connections: types, per-type defaults, the API schemas and the rules of their fields.
+"""Connections: types, per-type defaults and the API schemas (their field types: ``fields.py``).
 
 Only pydantic here: no database, no HTTP.
 """
@@ -6,39 +6,49 @@ Only pydantic here: no database, no HTTP.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from ump_llm_connections.domain.endpoints import (
-    check_headers,
-    http_url,
-)
 from ump_llm_connections.domain.enums import ApiFormat, ConnectionStatus, ConnectionType, ProbeMode
+from ump_llm_connections.domain.fields import (
+    ApiKey,
+    AwsAccessKeyId,
+    AwsRegion,
+    BaseUrl,
+    Cost,
+    Description,
+    Headers,
+    Limit,
+    MaxTokens,
+    ModelName,
+    Priority,
+    Retries,
+    ShortText,
+    Tags,
+    Temperature,
+    Timeout,
+    UtcDateTime,
+    Weight,
+)
 from ump_llm_connections.domain.input import (
     Body,
     Flag,
     Integer,
     InvalidField,
     Number,
-    Secret,
-    SingleLine,
-    TextBlock,
-    header_value,
+    invalid_input,
 )
 from ump_llm_connections.domain.names import Name
-from ump_llm_connections.domain.secret import SecretRules, SecretText
 
 __all__ = [
     "BEDROCK_URL",
@@ -46,36 +56,16 @@ __all__ = [
     "OLLAMA_PORT",
     "SORT_FIELDS",
     "TYPE_API_FORMAT",
-    "ApiKey",
-    "AwsAccessKeyId",
-    "AwsRegion",
-    "BaseUrl",
     "ConnectionCreate",
     "ConnectionFields",
     "ConnectionFilters",
     "ConnectionPage",
     "ConnectionRead",
     "ConnectionUpdate",
-    "Cost",
-    "Description",
-    "HeaderName",
-    "HeaderValue",
-    "Headers",
-    "Limit",
-    "MaxTokens",
-    "ModelName",
-    "Priority",
-    "Retries",
-    "ShortText",
     "Summary",
-    "Tag",
-    "Tags",
-    "Temperature",
-    "Timeout",
-    "UtcDateTime",
-    "Weight",
     "default_api_format",
     "default_base_url",
+    "patched",
 ]
 
 
@@ -124,67 +114,6 @@ def default_base_url(connection_type: ConnectionType, aws_region: str | None) ->
     if connection_type is ConnectionType.bedrock:
         return BEDROCK_URL.format(region=aws_region) if aws_region else None
     return DEFAULT_BASE_URLS.get(connection_type)
-
-
-def _check_base_url(value: str) -> str:
-    value = value.strip()
-    parts = http_url(value, "base_url", credentials="put the key in api_key")
-    if parts.query or parts.fragment:
-        raise ValueError("base_url must not have a query string or fragment")
-    return value.rstrip("/")
-
-
-def _check_tags(tags: list[str]) -> list[str]:
-    seen: dict[str, None] = {}
-    for tag in tags:
-        seen.setdefault(tag, None)
-    return list(seen)
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands timestamps back without a zone; they are stored in UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
-ModelName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300), SingleLine
-]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), SingleLine]
-Description = Annotated[str, StringConstraints(max_length=2000), TextBlock]
-Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), SingleLine
-]
-HeaderName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
-]
-# Every header value may be a credential (X-Auth-Token, Ocp-Apim-Subscription-Key…): sealed.
-HeaderValue = Annotated[SecretText, SecretRules(max_length=2000, check=header_value)]
-BaseUrl = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_check_base_url)]
-ApiKey = Secret
-Tags = Annotated[list[Tag], Field(max_length=50), AfterValidator(_check_tags)]
-Headers = Annotated[
-    dict[HeaderName, HeaderValue], Field(max_length=50), AfterValidator(check_headers)
-]
-Timeout = Annotated[Number, Field(gt=0, le=3600)]
-Retries = Annotated[Integer, Field(ge=0, le=10)]
-Temperature = Annotated[Number, Field(ge=0, le=2)]
-MaxTokens = Annotated[Integer, Field(ge=1, le=2_000_000)]
-Priority = Annotated[Integer, Field(ge=-1000, le=1000)]
-Weight = Annotated[Integer, Field(ge=0, le=10_000)]
-Limit = Annotated[Integer, Field(ge=1, le=100_000_000)]
-Cost = Annotated[Number, Field(ge=0, le=100_000)]
-# AWS region names (us-east-1, us-gov-west-1, ap-southeast-2 …): they become a host name.
-AwsRegion = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=50, pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$"
-    ),
-]
-# An access key id (AKIA…, ASIA…) is an identifier, not a secret: the secret key is api_key.
-AwsAccessKeyId = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Z0-9]{16,128}$")
-]
 
 
 class ConnectionFields(Body):
@@ -317,6 +246,29 @@ class ConnectionCreate(ConnectionFields):
                         field, f"{field} is required for azure connections (see Azure's portal)"
                     )
         return self
+
+
+def patched(current: dict[str, Any], patch: ConnectionUpdate, *, has_key: bool) -> ConnectionCreate:
+    """A connection's fields (``current``, header values opened) with ``patch`` applied, checked
+    by the same rules as a new connection (``has_key``: whether it holds a stored key). Values
+    that were only the defaults of the old type (or region) follow the new one."""
+    sent = patch.model_fields_set - {"api_key"}
+    merged = {**current, **{f: getattr(patch, f) for f in sent}}
+    old_type = ConnectionType(current["connection_type"])
+    new_type = ConnectionType(merged["connection_type"])
+    was_default_url = current["base_url"] == default_base_url(old_type, current["aws_region"])
+    moved = new_type != old_type or merged["aws_region"] != current["aws_region"]
+    if "base_url" not in sent and moved and was_default_url:
+        merged["base_url"] = None
+    if "api_format" not in sent and current["api_format"] == default_api_format(
+        old_type, current["base_url"]
+    ):
+        merged["api_format"] = None
+    stored_key = patch.api_key is not None if "api_key" in patch.model_fields_set else has_key
+    try:
+        return ConnectionCreate.model_validate(merged, context={"stored_key": stored_key})
+    except ValidationError as exc:
+        raise invalid_input(exc) from None
 
 
 def _check_bedrock(data: ConnectionCreate, *, has_key: bool) -> None:

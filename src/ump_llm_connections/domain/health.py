@@ -17,10 +17,9 @@ from ump_llm_connections.domain.connections import (
     ConnectionCreate,
     ConnectionRead,
     ConnectionUpdate,
-    ModelName,
-    UtcDateTime,
 )
 from ump_llm_connections.domain.enums import ConnectionStatus
+from ump_llm_connections.domain.fields import ModelName, UtcDateTime
 from ump_llm_connections.domain.input import Body, Integer, TextBlock
 from ump_llm_connections.domain.names import Name
 

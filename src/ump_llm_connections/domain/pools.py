@@ -10,17 +10,17 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from ump_llm_connections.domain.access import TeamName
-from ump_llm_connections.domain.connections import (
+from ump_llm_connections.domain.connections import ConnectionRead
+from ump_llm_connections.domain.enums import ConnectionType
+from ump_llm_connections.domain.fields import (
     ApiKey,
     AwsAccessKeyId,
     AwsRegion,
-    ConnectionRead,
     Description,
     Priority,
     UtcDateTime,
     Weight,
 )
-from ump_llm_connections.domain.enums import ConnectionType
 from ump_llm_connections.domain.input import Body, Flag, InvalidField, SingleLine
 from ump_llm_connections.domain.names import Name
 from ump_llm_connections.domain.usage import UsageStats

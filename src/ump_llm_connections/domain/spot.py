@@ -26,12 +26,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from ump_llm_connections.domain.connections import (
-    ConnectionRead,
-    ModelName,
-    ShortText,
-    UtcDateTime,
-)
+from ump_llm_connections.domain.connections import ConnectionRead
+from ump_llm_connections.domain.fields import ModelName, ShortText, UtcDateTime
 from ump_llm_connections.domain.input import Body, Flag, Integer, InvalidField, Number, SingleLine
 from ump_llm_connections.domain.names import Name
 

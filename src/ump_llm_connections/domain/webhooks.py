@@ -13,9 +13,9 @@ from pydantic import (
     StringConstraints,
 )
 
-from ump_llm_connections.domain.connections import Description, UtcDateTime
 from ump_llm_connections.domain.endpoints import http_url
 from ump_llm_connections.domain.events import EVENT_TYPES
+from ump_llm_connections.domain.fields import Description, UtcDateTime
 from ump_llm_connections.domain.input import Body, Flag, single_line
 from ump_llm_connections.domain.secret import SecretRules, SecretText
 
