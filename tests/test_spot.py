@@ -24,6 +24,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import BACKENDS, Server, free_port, launch_server, make_database
+from tests.test_access import cli_token
 from tests.test_webhooks import Receiver, webhook
 from tests.upstreams.base import Behaviour
 from tests.upstreams.openai import FakeOpenAI
@@ -463,3 +464,59 @@ def test_validation_names_the_field(spot: Spot, api: httpx.Client) -> None:
         },
     )
     assert unknown.status_code == 200 and unknown.json() == {"applied": False, "instance": None}
+
+
+def test_members_see_their_teams_instances_only(tmp_path: Path, moto_url: str) -> None:
+    """With tokens on, a member's instance and its connection are theirs alone (like the
+    connections a member makes); another member, of their team or not, finds neither."""
+    env = {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "UMP_SPOT_RECONCILE_S": "3600",  # the API's scoping is under test, not the lifecycle
+        "UMP_TOKEN_REFRESH_S": "0.2",
+        "UMP_HEALTH_MONITOR": "false",
+    }
+    for db in make_database("sqlite", tmp_path):
+        server = launch_server(db, tmp_path / "data", env, start_timeout_s=60.0)
+        try:
+            admin = cli_token(db, tmp_path / "data", "--name", "root", "--role", "admin")
+            with server.client(headers={"Authorization": f"Bearer {admin}"}) as root:
+                wait_until(lambda: root.get("/api/tokens").status_code == 200)
+                tokens = {
+                    name: root.post(
+                        "/api/tokens", json={"name": name, "role": "member", "team": team}
+                    ).json()["token"]
+                    for name, team in (("alice", "a"), ("bob", "a"), ("carol", "b"))
+                }
+            members = {
+                name: server.client(headers={"Authorization": f"Bearer {token}"})
+                for name, token in tokens.items()
+            }
+            body = {
+                "name": "alice-spot",
+                "region": "eu-west-1",
+                "instance_type": "g5.xlarge",
+                "image_id": AMI,
+                "model_name": "fake-model",
+            }
+            made = members["alice"].post("/api/compute/spot-instances", json=body)
+            assert made.status_code == 201, made.text
+            spot_id, connection_id = made.json()["id"], made.json()["connection"]["id"]
+            path = f"/api/compute/spot-instances/{spot_id}"
+            assert members["alice"].get("/api/compute/spot-instances").json()["total"] == 1
+            for other in ("bob", "carol"):
+                assert members[other].get(path).status_code == 404
+                assert members[other].get("/api/compute/spot-instances").json()["total"] == 0
+                assert members[other].delete(path).status_code == 404
+                assert members[other].get(f"/api/connections/{connection_id}").status_code == 404
+            with server.client(headers={"Authorization": f"Bearer {admin}"}) as root:
+                assert root.get(path).json()["name"] == "alice-spot"
+            events = {"detail-type": "EC2 Spot Instance Interruption Warning", "detail": {}}
+            assert members["alice"].post("/api/compute/events", json=events).status_code == 403
+            assert members["alice"].delete(path).status_code == 200
+            for client in members.values():
+                client.close()
+        finally:
+            server.stop()
