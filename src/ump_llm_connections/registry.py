@@ -167,16 +167,7 @@ class Registry:
             ownership(caller, patch.owner, patch.team, sent)
 
         def apply(row: ConnectionRow) -> None:
-            merged = self._merge(row, patch)
-            if str(merged.base_url) != row.base_url:
-                self.check_upstream(str(merged.base_url), caller, "base_url")
-            check_keys_follow_host(
-                row.base_url,
-                str(merged.base_url),
-                has_key=row.api_key_encrypted is not None,
-                has_headers=bool(row.extra_headers),
-                sent=sent,
-            )
+            merged = self._checked_merge(row, patch, caller)
             for field in PLAIN_FIELDS:
                 setattr(row, field, getattr(merged, field))
             row.extra_headers = self._sealer.seal_headers(row.id, merged.extra_headers)
@@ -286,16 +277,7 @@ class Registry:
         ``changes.<field>``."""
         row = await self._changeable(ref, caller)
         try:
-            edited = self._merge(row, patch)
-            if str(edited.base_url) != row.base_url:
-                self.check_upstream(str(edited.base_url), caller, "base_url")
-            check_keys_follow_host(
-                row.base_url,
-                str(edited.base_url),
-                has_key=row.api_key_encrypted is not None,
-                has_headers=bool(row.extra_headers),
-                sent=patch.model_fields_set,
-            )
+            edited = self._checked_merge(row, patch, caller)
         except InvalidInput as exc:
             field = f"changes.{exc.field}" if exc.field else "changes"
             raise InvalidInput(exc.message, field=field) from None
@@ -349,11 +331,24 @@ class Registry:
             )
         return row
 
-    def _merge(self, row: ConnectionRow, patch: ConnectionUpdate) -> ConnectionCreate:
-        """The row with the patch applied, checked by the same rules as a new connection."""
+    def _checked_merge(
+        self, row: ConnectionRow, patch: ConnectionUpdate, caller: Principal
+    ) -> ConnectionCreate:
+        """The row with the patch applied, checked by the same rules as a new connection; a
+        new host must be allowed, and the stored secrets go to no other host."""
         current: dict[str, Any] = {f: getattr(row, f) for f in PLAIN_FIELDS}
         current["extra_headers"] = self._sealer.open_headers(row.id, row.extra_headers)
-        return patched(current, patch, has_key=row.api_key_encrypted is not None)
+        merged = patched(current, patch, has_key=row.api_key_encrypted is not None)
+        if str(merged.base_url) != row.base_url:
+            self.check_upstream(str(merged.base_url), caller, "base_url")
+        check_keys_follow_host(
+            row.base_url,
+            str(merged.base_url),
+            has_key=row.api_key_encrypted is not None,
+            has_headers=bool(row.extra_headers),
+            sent=patch.model_fields_set,
+        )
+        return merged
 
     def _read(self, row: ConnectionRow) -> ConnectionRead:
         """The API's view of a row: header values masked like the key."""
