@@ -21,6 +21,7 @@ from ump_llm_connections.providers.types import (
     ToolCallDelta,
     Usage,
     counts,
+    uncached_prompt_usage,
 )
 
 DEFAULT_VERSION = "2023-06-01"
@@ -166,16 +167,12 @@ class AnthropicAdapter(Adapter):
 
 def _usage(found: dict[str, int]) -> Usage:
     """Anthropic's ``input_tokens`` leaves the cache out: the prompt is all three counts."""
-    found = dict(found)
-    fresh = found.pop("input_tokens", None)
-    read = found.pop("cache_read_input_tokens", 0)
-    write = found.pop("cache_creation_input_tokens", 0)
-    return Usage(
-        input_tokens=None if fresh is None else fresh + read + write,
-        output_tokens=found.pop("output_tokens", None),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
-        details=found,
+    return uncached_prompt_usage(
+        found,
+        fresh="input_tokens",
+        read="cache_read_input_tokens",
+        write="cache_creation_input_tokens",
+        output="output_tokens",
     )
 
 

@@ -35,6 +35,7 @@ from ump_llm_connections.providers.types import (
     ToolCallDelta,
     Usage,
     counts,
+    uncached_prompt_usage,
 )
 
 STOP_REASONS = {
@@ -355,16 +356,12 @@ def _error_name(header: str | None, body: Any) -> str | None:
 def _usage(found: dict[str, int]) -> Usage:
     """Bedrock's ``inputTokens`` leaves the cache out (``totalTokens`` is all four counts):
     the prompt is it plus the cache's reads and writes."""
-    found = dict(found)
-    fresh = found.pop("inputTokens", None)
-    read = found.pop("cacheReadInputTokens", 0)
-    write = found.pop("cacheWriteInputTokens", 0)
-    return Usage(
-        input_tokens=None if fresh is None else fresh + read + write,
-        output_tokens=found.pop("outputTokens", None),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
-        details=found,
+    return uncached_prompt_usage(
+        found,
+        fresh="inputTokens",
+        read="cacheReadInputTokens",
+        write="cacheWriteInputTokens",
+        output="outputTokens",
     )
 
 

@@ -146,6 +146,24 @@ def counts(raw: Any, prefix: str = "") -> dict[str, int]:
     return found
 
 
+def uncached_prompt_usage(
+    found: dict[str, int], *, fresh: str, read: str, write: str, output: str
+) -> Usage:
+    """The usage of a format whose prompt count (``fresh``) leaves the cache's reads and writes
+    out (Anthropic, Bedrock): the prompt is all three. Its other counts go to ``details``."""
+    rest = dict(found)
+    prompt = rest.pop(fresh, None)
+    cache_read = rest.pop(read, 0)
+    cache_write = rest.pop(write, 0)
+    return Usage(
+        input_tokens=None if prompt is None else prompt + cache_read + cache_write,
+        output_tokens=rest.pop(output, None),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+        details=rest,
+    )
+
+
 @dataclass(slots=True)
 class ChatResponse:
     text: str
