@@ -82,8 +82,7 @@ class UsageGroups:
             scope,
             dimension,
         ).group_by(key, lat)
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._rows(query)
         return [
             LatencyGroup(
                 key,
@@ -107,9 +106,15 @@ class UsageGroups:
         ttft = _bin(U.ttft_ms)
         query = self._scoped(select(key, ttft, func.count(), func.sum(U.ttft_ms)), scope, dimension)
         query = query.where(U.ttft_ms.is_not(None)).group_by(key, ttft)
-        async with self._sessions() as session:
-            rows = (await session.execute(query)).all()
+        rows = await self._rows(query)
         return [TtftGroup(key, bin_, int(n), float(total)) for key, bin_, n, total in rows]
+
+    async def _rows(self, query: Select[Any]) -> Sequence[Any]:
+        """Core rows, not the ORM's: its per-row loading cost more than the query here."""
+        async with self._sessions() as session:
+            connection = await session.connection()
+            found: Sequence[Any] = (await connection.execute(query)).all()
+            return found
 
     @staticmethod
     def _key(scope: UsageScope, dimension: Dimension) -> Any:

@@ -1,12 +1,15 @@
 // The usage and cost dashboard: totals over a window, requests and cost over time, and tables
 // per connection, pool, source and day (or hour), most expensive first, each with its total.
-import { html, useEffect, useMemo, useState } from "../html.js";
+import { html, useEffect, useMemo, useRef, useState } from "../html.js";
 import { api, query } from "../api.js";
 import { onLive } from "../live.js";
 import { Spinner, fmt, loadStyle } from "../components.js";
-import { Chart } from "../charts.js";
+import { Chart, loadCharts } from "../charts.js";
 
 loadStyle("usage.css");
+loadCharts().catch(() => {}); // the chart library loads while the report is being read
+
+const REREAD_AFTER_MS = 5000; // a live "poll" right after a read (the stream opening) reads nothing new
 
 const WINDOWS = [["24h", "24 hours", "1h"], ["7d", "7 days", "1d"], ["30d", "30 days", "1d"]];
 const SHOWN = 25;
@@ -55,14 +58,19 @@ export default function Usage() {
   const [tick, setTick] = useState(0);
   const bucket = WINDOWS.find(([w]) => w === win)[2];
 
+  const readAt = useRef(0);
+
   useEffect(() => {
-    let live = true;
-    api(`/usage${query({ window: win, bucket })}`, { timeoutMs: 30000 })
-      .then((r) => { if (live) { setReport(r); setError(null); } })
-      .catch((e) => live && setError(e.message));
-    return () => { live = false; };
+    const controller = new AbortController();
+    readAt.current = Date.now();
+    api(`/usage${query({ window: win, bucket })}`, { timeoutMs: 30000, signal: controller.signal })
+      .then((r) => { setReport(r); setError(null); })
+      .catch((e) => { if (!controller.signal.aborted) setError(e.message); });
+    return () => controller.abort(); // a read overtaken by another one is not waited for
   }, [win, tick]);
-  useEffect(() => onLive((event) => { if (event.type === "poll") setTick((t) => t + 1); }), []);
+  useEffect(() => onLive((event) => {
+    if (event.type === "poll" && Date.now() - readAt.current >= REREAD_AFTER_MS) setTick((t) => t + 1);
+  }), []);
 
   const buckets = report?.buckets ?? [];
   const x = useMemo(() => buckets.map((b) => b.start), [report]);
