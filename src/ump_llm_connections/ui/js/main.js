@@ -8,6 +8,7 @@ const PAGES = {
   connections: { title: "Connections", load: () => import("./views/connections.js") },
   connection: { title: "Connection", load: () => import("./views/detail.js"), hidden: true },
   pools: { title: "Pools", load: () => import("./views/pools.js") },
+  spot: { title: "Spot instances", load: () => import("./views/spot.js") },
   usage: { title: "Usage & cost", load: () => import("./views/usage.js") },
   presets: { title: "Presets", load: () => import("./views/presets.js") },
   tokens: { title: "Tokens", load: () => import("./views/admin.js"), admin: true },
