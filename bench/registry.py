@@ -29,21 +29,21 @@ import uuid
 from pathlib import Path
 
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import Database, free_port, launch_server, make_database
 
+from seeding import TAGS, connection_row, insert_connections
 from ump_llm_connections.clock import utcnow
 from ump_llm_connections.config import Settings
-from ump_llm_connections.domain import ConnectionType, name_key
+from ump_llm_connections.domain import ConnectionType
 from ump_llm_connections.store.engine import create_engine
 from ump_llm_connections.store.migrate import upgrade
-from ump_llm_connections.store.tables import ConnectionRow, HealthCheckRow, NameRow
+from ump_llm_connections.store.tables import HealthCheckRow
 
-TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
 TARGET_LIST_MS = 20.0
 TARGET_GET_MS = 5.0
 START_TIMEOUT_S = 600.0  # the server loads every connection into the gateway before it answers
@@ -53,7 +53,6 @@ async def seed(db: Database, rows: int, base_url: str) -> list[str]:
     engine = create_engine(db.url)
     await upgrade(engine)
     rng = random.Random(7)
-    types = list(ConnectionType)
     ids: list[str] = []
     now = utcnow()
     batch: list[dict[str, object]] = []
@@ -63,29 +62,16 @@ async def seed(db: Database, rows: int, base_url: str) -> list[str]:
             ids.append(str(conn_id))
             active = rng.random() < 0.8
             batch.append(
-                {
-                    "id": conn_id,
-                    "name": f"connection-{i:06d}",
-                    "description": "",
-                    "connection_type": rng.choice(types).value,
-                    "api_format": "openai",
-                    "base_url": base_url,
-                    "model_name": "m",
-                    "extra_headers": {},
-                    "timeout": 60.0,
-                    "max_retries": 2,
-                    "use_in_livekit": rng.random() < 0.5,
-                    "use_in_mcp": rng.random() < 0.3,
-                    "use_in_automation": rng.random() < 0.2,
-                    "is_active": active,
-                    "status": "unknown" if active else "inactive",
-                    "consecutive_failures": 0,
-                    "tags": rng.sample(TAGS, 2),
-                    "priority": 0,
-                    "weight": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                connection_row(
+                    conn_id,
+                    f"connection-{i:06d}",
+                    rng=rng,
+                    base_url=base_url,
+                    now=now,
+                    model="m",
+                    active=active,
+                    status="unknown" if active else "inactive",
+                )
             )
             if len(batch) == 5000:
                 await _insert(conn, batch)
@@ -101,10 +87,7 @@ async def seed(db: Database, rows: int, base_url: str) -> list[str]:
 
 
 async def _insert(conn: AsyncConnection, batch: list[dict[str, object]]) -> None:
-    """Connections and the names they hold (``llm_names``), as the registry writes them."""
-    await conn.execute(insert(ConnectionRow), batch)
-    names = [{"name_key": name_key(str(r["name"])), "connection_id": r["id"]} for r in batch]
-    await conn.execute(insert(NameRow), names)
+    await insert_connections(conn, batch)
     batch.clear()
 
 

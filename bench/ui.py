@@ -37,11 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import Database, free_port, launch_server, make_database
 
+from seeding import connection_row, insert_connections
 from ump_llm_connections.clock import utcnow
-from ump_llm_connections.domain import ConnectionType, name_key
+from ump_llm_connections.domain import name_key
 from ump_llm_connections.store.engine import create_engine
 from ump_llm_connections.store.migrate import upgrade
-from ump_llm_connections.store.tables import ConnectionRow, NameRow, PoolMemberRow, PoolRow
+from ump_llm_connections.store.tables import NameRow, PoolMemberRow, PoolRow
 
 CHROMIUM = "/usr/bin/chromium"
 UI = "/ai-compute/connections"
@@ -50,7 +51,6 @@ TARGET_DASHBOARD_MS = 2000.0
 TARGET_ASSETS_KB = 200.0
 TARGET_API_MS = 1000.0  # the dashboard's first report (24h); longer ones are for reference
 SOURCES = ["api", "livekit", "mcp", "automation"]
-TAGS = ["prod", "dev", "fast", "cheap", "gpu", "eu", "us"]
 POOLS = 20
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite
 
@@ -60,33 +60,18 @@ async def seed_registry(db: Database, connections: int, base_url: str) -> list[u
     engine = create_engine(db.url)
     await upgrade(engine)
     rng = random.Random(7)
-    types = list(ConnectionType)
     now = utcnow()
     ids = [uuid.uuid4() for _ in range(connections)]
-    rows: list[dict[str, Any]] = [
-        {
-            "id": cid,
-            "name": f"connection-{i:05d}",
-            "description": "",
-            "connection_type": rng.choice(types).value,
-            "api_format": "openai",
-            "base_url": base_url,
-            "model_name": rng.choice(["gpt-4o-mini", "claude-3-5-haiku", "llama3.2:3b"]),
-            "extra_headers": {},
-            "timeout": 60.0,
-            "max_retries": 2,
-            "use_in_livekit": rng.random() < 0.5,
-            "use_in_mcp": rng.random() < 0.3,
-            "use_in_automation": rng.random() < 0.2,
-            "is_active": True,
-            "status": rng.choice(["active", "active", "active", "error", "unknown"]),
-            "consecutive_failures": 0,
-            "tags": rng.sample(TAGS, 2),
-            "priority": 0,
-            "weight": 1,
-            "created_at": now,
-            "updated_at": now,
-        }
+    rows = [
+        connection_row(
+            cid,
+            f"connection-{i:05d}",
+            rng=rng,
+            base_url=base_url,
+            now=now,
+            model=rng.choice(["gpt-4o-mini", "claude-3-5-haiku", "llama3.2:3b"]),
+            status=rng.choice(["active", "active", "active", "error", "unknown"]),
+        )
         for i, cid in enumerate(ids)
     ]
     pools = [
@@ -101,12 +86,8 @@ async def seed_registry(db: Database, connections: int, base_url: str) -> list[u
         for i in range(POOLS)
     ]
     async with engine.begin() as conn:
-        await conn.execute(insert(ConnectionRow), rows)
+        await insert_connections(conn, rows)
         await conn.execute(insert(PoolRow), pools)
-        await conn.execute(
-            insert(NameRow),
-            [{"name_key": name_key(str(r["name"])), "connection_id": r["id"]} for r in rows],
-        )
         await conn.execute(
             insert(NameRow),
             [{"name_key": name_key(str(p["name"])), "pool_id": p["id"]} for p in pools],
