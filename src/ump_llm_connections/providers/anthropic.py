@@ -86,7 +86,11 @@ class AnthropicAdapter(Adapter):
             if block["type"] == "text":
                 text.append(block["text"])
             elif block["type"] == "tool_use":
-                calls.append(self._tool_call(block))
+                calls.append(
+                    self.object_tool_call(
+                        block["id"], block["name"], block.get("input"), "tool_use"
+                    )
+                )
             elif block["type"] not in SKIPPED_BLOCKS:
                 raise self.untranslatable("content block", block["type"])
         return ChatResponse(
@@ -146,17 +150,6 @@ class AnthropicAdapter(Adapter):
                 )
             # other events (ping, content_block_stop, any added later) carry nothing to pass on
         raise self.incomplete()
-
-    def _tool_call(self, block: dict[str, Any]) -> ToolCall:
-        arguments = block.get("input")
-        if not isinstance(arguments, dict):
-            raise self._error(
-                ErrorKind.bad_response,
-                f"{self.target.host} sent a tool_use block whose input is not an object",
-            )
-        return ToolCall(
-            id=block["id"], name=block["name"], arguments=orjson.dumps(arguments).decode()
-        )
 
     def models_call(self) -> HttpCall:
         return HttpCall("GET", self.target.root("/v1") + "/models?limit=1000", self._headers())

@@ -35,7 +35,7 @@ from ump_llm_connections.providers.egress import BlockedAddress, guarded_socket
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
 from ump_llm_connections.providers.redact import redact
-from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk
+from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk, ToolCall
 
 T = TypeVar("T")
 
@@ -375,6 +375,16 @@ class Adapter(ABC):
             f"{self.target.host} sent a {what} of type '{self.detail(str(kind))[:60]}', which "
             "this gateway cannot translate",
         )
+
+    def object_tool_call(self, call_id: str, name: str, arguments: Any, block: str) -> ToolCall:
+        """A tool call from a format whose arguments are a JSON object (``block`` names its
+        content block): any other value is refused, never passed on as ``{}``."""
+        if not isinstance(arguments, dict):
+            raise self._error(
+                ErrorKind.bad_response,
+                f"{self.target.host} sent a {block} block whose input is not an object",
+            )
+        return ToolCall(id=call_id, name=name, arguments=orjson.dumps(arguments).decode())
 
     def detail(self, text: str) -> str:
         """The upstream's own words, fit for a message: redacted first, then shortened (a cut

@@ -179,7 +179,12 @@ class BedrockAdapter(Adapter):
             if "text" in block:
                 text.append(block["text"])
             elif "toolUse" in block:
-                calls.append(self._tool_call(block["toolUse"]))
+                use = block["toolUse"]
+                calls.append(
+                    self.object_tool_call(
+                        use["toolUseId"], use["name"], use.get("input"), "toolUse"
+                    )
+                )
             elif not SKIPPED_BLOCKS & block.keys():
                 raise self.untranslatable("content block", next(iter(block), "empty"))
         reason = body.get("stopReason")
@@ -288,17 +293,6 @@ class BedrockAdapter(Adapter):
             kind,
             f"{self.target.host} failed mid-stream with {self.detail(aws_name)}"
             + (f" ({self.detail(said)})" if said else ""),
-        )
-
-    def _tool_call(self, use: dict[str, Any]) -> ToolCall:
-        arguments = use.get("input")
-        if not isinstance(arguments, dict):
-            raise self._error(
-                ErrorKind.bad_response,
-                f"{self.target.host} sent a toolUse block whose input is not an object",
-            )
-        return ToolCall(
-            id=use["toolUseId"], name=use["name"], arguments=orjson.dumps(arguments).decode()
         )
 
     def parse_models(self, body: Any) -> list[str]:
