@@ -138,6 +138,10 @@ def test_a_slow_reader_still_gets_the_shutdown_event(tmp_path: Path) -> None:
             assert last is not None, server.log()
             assert orjson.loads(last)["error"]["code"] == "server_shutdown", server.log()
             assert wait_exit(server.process, 30) is not None, server.log()
+            # The stop reached the stream while it waited on the full socket, not the upstream:
+            # the call is still recorded as the server's doing, not the client's.
+            rows = server.db.query("SELECT success, error_kind FROM llm_connection_usage")
+            assert [(bool(s), k) for s, k in rows] == [(False, "server_shutdown")]
         finally:
             if server.process.poll() is None:
                 server.process.kill()

@@ -7,6 +7,7 @@ token is bound to sources, which then decide.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
@@ -20,7 +21,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from ump_llm_connections.api.deps import principal_of, runtime_of
-from ump_llm_connections.api.sse import EventStream
+from ump_llm_connections.api.sse import EventStream, end_with
 from ump_llm_connections.domain import Source
 from ump_llm_connections.domain.access import Principal
 from ump_llm_connections.gateway.core import Gateway, GatewayError, Stream
@@ -157,6 +158,9 @@ async def _events(
     except ProviderError as exc:  # after the first byte: end with an error event, not a hang
         yield b"data: " + error_json(exc.message, "upstream_error", exc.kind.value) + b"\n\n"
         return
+    except asyncio.CancelledError as exc:  # passed on: the gateway records why it stopped
+        await end_with(stream.rest, exc)
+        raise
     finally:
         await stream.rest.aclose()
     if include_usage:  # the last usage the stream reported, as its collector kept it

@@ -14,7 +14,9 @@ ended. Here a watcher cancels the stream's task outright (asyncio's cancel alway
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -71,6 +73,7 @@ class EventStream:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError as exc:
             task.uncancel()
+            await end_with(self.events, exc)  # recorded now, for its reason, before any slow send
             if exc.args == (CLIENT_CLOSED,):
                 return  # nobody to tell
             self.streams.ending.add(task)  # a slow reader may take a while to take it
@@ -82,6 +85,14 @@ class EventStream:
             self.streams.tasks.discard(task)
             self.streams.ending.discard(task)
             await self.events.aclose()  # a no-op unless sending failed: then it closes upstream
+
+
+async def end_with(events: AsyncGenerator[Any, None], cancel: asyncio.CancelledError) -> None:
+    """Close ``events`` with the cancellation that stopped the stream, so the generators under
+    it learn why (the client left, or the server is stopping). The cancel may have landed in
+    ``send`` rather than in them: a plain close would then look like the client leaving."""
+    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+        await events.athrow(cancel)
 
 
 async def _watch(receive: Receive, task: asyncio.Task[object]) -> None:
