@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import orjson
 
 from tests.conftest import Database, Server, start_server
 from tests.test_access import Team, connection_body, team, wait_until  # noqa: F401
+from tests.test_cli import run as cli
 from ump_llm_connections.domain.access import Principal, Role
 from ump_llm_connections.events import EventBus
 
@@ -231,6 +234,61 @@ def test_a_member_hears_only_of_what_it_may_see(team: Team) -> None:  # noqa: F8
         assert admin.delete(f"/api/connections/{shared}").status_code == 204
         gone = alice_hears.event()
         assert (gone.event, gone.data["data"]["name"]) == ("connection.deleted", shared)
+
+
+def last_event(events: Events, within_s: float = 20) -> Frame:
+    """The event that ends a stream no other event reaches; past ``within_s`` (seen at the next
+    keepalive) the stream has outlived it."""
+    deadline = time.monotonic() + within_s
+    while (frame := events.frame()) is not None:
+        if frame.event is not None:
+            assert events.frame() is None, "the stream went on after its last event"
+            return frame
+        assert time.monotonic() < deadline, "the stream is still open"
+    raise AssertionError("the stream ended without a last event")
+
+
+def test_a_revoked_or_expired_token_ends_its_stream(team: Team) -> None:  # noqa: F811
+    """A token is checked when the stream opens, and again while it stays open: revoked (with
+    the CLI, as another replica would) or expired, the stream ends with ``unauthorized``."""
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    with team.as_(team.admin) as admin:
+        kept = admin.post("/api/tokens", json={"name": unique("kept"), "role": "member"})
+        brief = admin.post(
+            "/api/tokens", json={"name": unique("brief"), "role": "member", "expires_at": soon}
+        )
+        assert kept.status_code == brief.status_code == 201, (kept.text, brief.text)
+    with (
+        team.as_(team.admin) as admin,
+        team.as_(kept.json()["token"]) as member,
+        team.as_(brief.json()["token"]) as short,
+        listen(admin) as admin_hears,
+        listen(member) as member_hears,
+        listen(short) as short_hears,
+    ):
+        gone = last_event(short_hears)  # no event reaches it meanwhile: only its expiry ends it
+        assert gone.event == "unauthorized", gone
+        assert gone.data["message"].startswith("the token has expired"), gone.data
+        revoked = cli(
+            "tokens",
+            "revoke",
+            kept.json()["key_id"],
+            "--database-url",
+            team.server.db.url,
+            data_dir=team.server.data_dir,
+        )
+        assert revoked.returncode == 0, revoked.stderr
+        ended = last_event(member_hears)
+        assert (ended.event, ended.data["message"]) == (
+            "unauthorized",
+            "the token was revoked: reconnect with a valid token",
+        )
+        name = unique("after")  # the admin's stream lives on
+        made = admin.post("/api/connections", json=a_connection(name))
+        assert made.status_code == 201, made.text
+        assert [f.event for f in admin_hears.about(name, 1)] == ["connection.created"]
+        assert admin.delete(f"/api/connections/{name}").status_code == 204
+        assert member.get("/api/events").status_code == 401
 
 
 def test_a_stopping_server_ends_its_streams_at_once(

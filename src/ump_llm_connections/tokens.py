@@ -119,7 +119,7 @@ class TokenCache:
     def __init__(self, store: TokenStore, *, refresh_s: float = 5.0) -> None:
         self._store = store
         self._entries: dict[str, _Entry] = {}
-        self._by_id: dict[str, Principal] = {}
+        self._by_id: dict[str, _Entry] = {}
         self._version: tuple[int, object] | None = None
         self._used: set[uuid.UUID] = set()
         self._watcher = periodic("token cache refresh", self._reload_if_changed, refresh_s)
@@ -149,12 +149,27 @@ class TokenCache:
             )
             for row in rows
         }
-        self._by_id = {str(e.principal.token_id): e.principal for e in self._entries.values()}
+        self._by_id = {str(e.principal.token_id): e for e in self._entries.values()}
         self._version = version
 
     def principal(self, token_id: str) -> Principal | None:
         """The caller a token (by its id, as an ``owner`` records it) stands for."""
-        return self._by_id.get(token_id)
+        entry = self._by_id.get(token_id)
+        return entry.principal if entry is not None else None
+
+    def lapsed(self, caller: Principal, now: datetime) -> str | None:
+        """Why a caller let in earlier may no longer be (revoked, expired, deleted); None while
+        it may. For what outlives its request's check: an open event stream."""
+        if caller.token_id is None:
+            return None  # the open server's local user
+        entry = self._by_id.get(str(caller.token_id))
+        if entry is None:
+            return "the token no longer exists"
+        if entry.revoked:
+            return "the token was revoked"
+        if is_expired(entry.expires_at, now):
+            return "the token has expired"
+        return None
 
     async def _reload_if_changed(self) -> None:
         if await self._store.version() != self._version:

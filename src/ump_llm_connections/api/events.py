@@ -9,20 +9,24 @@
 
     : keepalive                                   every UMP_EVENTS_KEEPALIVE_S without an event
 
-    event: overflow | shutdown                    last: the client fell behind, or the server
-    data: {"message": "…"}                        is stopping; the stream then ends
+    event: overflow | shutdown | unauthorized     last: the client fell behind, the server is
+    data: {"message": "…"}                        stopping, or the token was revoked or expired;
+                                                  the stream then ends
 
 Each client reads from its own bounded queue (``events.Feed``): one that falls behind is dropped
 with ``overflow`` (the events queued before it are still sent), and never slows the publishers
 or the other clients. A member hears only of what it may see, as its webhooks do. The stream
 stops when the client leaves, and ends with ``shutdown`` as soon as the server starts stopping
 (``App.stopping``): it never ends by itself, so uvicorn's graceful wait must not wait for it.
+A token is checked once when a request comes in; a stream outlives that, so its token is checked
+again every ``RECHECK_S``: revoked (here or on another replica) or expired, the stream ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import orjson
@@ -31,6 +35,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ump_llm_connections.api.deps import Clean, PrincipalDep, refuse_unknown_params, runtime_of
+from ump_llm_connections.clock import utcnow
 from ump_llm_connections.domain.access import Principal
 from ump_llm_connections.domain.events import EVENT_TYPES
 from ump_llm_connections.errors import InvalidInput
@@ -45,6 +50,8 @@ KEEPALIVE = b": keepalive\n\n"
 CLIENT_LEFT = "event stream client left"
 OVERFLOW = "this client fell too far behind: events were dropped; reconnect and reload"
 SHUTDOWN = "the server is shutting down: reconnect and reload"
+LAPSED = "event stream token lapsed"
+RECHECK_S = 1.0  # how often an open stream's token is checked again
 
 
 class EventStreamResponse(Response):
@@ -53,7 +60,13 @@ class EventStreamResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(
-        self, bus: EventBus, caller: Principal, types: tuple[str, ...], *, keepalive_s: float
+        self,
+        bus: EventBus,
+        caller: Principal,
+        types: tuple[str, ...],
+        *,
+        keepalive_s: float,
+        lapsed: Callable[[], str | None] | None = None,
     ) -> None:
         self.status_code = 200
         self.background = None
@@ -63,6 +76,8 @@ class EventStreamResponse(Response):
         self._types = frozenset(types)
         self._ready = _frame("ready", {"types": list(types)})
         self._keepalive_s = keepalive_s
+        self._lapsed = lapsed  # why the caller's token no longer holds; None: it never lapses
+        self._why = ""
 
     def _wants(self, event: Event) -> bool:
         return event.type in self._types and event.heard_by(self._caller)
@@ -72,11 +87,16 @@ class EventStreamResponse(Response):
         assert task is not None
         feed = self._bus.feed(self._wants)
         watcher = asyncio.create_task(_watch(receive, task), name="event stream client")
+        guard = None
+        if self._lapsed is not None:
+            guard = asyncio.create_task(self._guard(task, self._lapsed), name="event stream token")
         who = self._caller.name
         log.info("event stream for %s opened (%d open)", who, self._bus.feed_count)
         ended = "the client left"
+        started = False
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            started = True
             await send({"type": "http.response.body", "body": self._ready, "more_body": True})
             while (event := await self._next(feed, send)) is not None:
                 body = _frame(event.type, event.payload(), event.id)
@@ -85,13 +105,32 @@ class EventStreamResponse(Response):
             last = _frame(ended, {"message": OVERFLOW if feed.overflowed else SHUTDOWN})
             await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError as exc:
-            if exc.args != (CLIENT_LEFT,):
+            if exc.args not in ((CLIENT_LEFT,), (LAPSED,)):
                 raise
             task.uncancel()
+            if exc.args == (LAPSED,):
+                ended = "unauthorized"
+                message = f"{self._why}: reconnect with a valid token"
+                if not started:
+                    start = {"type": "http.response.start", "status": 200}
+                    await send({**start, "headers": self.raw_headers})
+                last = _frame(ended, {"message": message})
+                await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             watcher.cancel()
+            if guard is not None:
+                guard.cancel()
             feed.close()
             log.info("event stream for %s closed: %s (%d open)", who, ended, self._bus.feed_count)
+
+    async def _guard(self, task: asyncio.Task[Any], lapsed: Callable[[], str | None]) -> None:
+        """Cancel ``task`` when the caller's token lapses."""
+        while True:  # polled: a revocation elsewhere reaches this replica only as a reload
+            await asyncio.sleep(RECHECK_S)
+            if (why := lapsed()) is not None:
+                self._why = why
+                task.cancel(LAPSED)
+                return
 
     async def _next(self, feed: Feed, send: Send) -> Event | None:
         """The next event; a keepalive comment for each quiet ``keepalive_s`` meanwhile."""
@@ -122,8 +161,8 @@ async def _watch(receive: Receive, task: asyncio.Task[Any]) -> None:
     responses={
         200: {
             "description": "A text/event-stream: `ready`, then one event per connection or "
-            "pool event this token may see, `: keepalive` comments, and at last `overflow` or "
-            "`shutdown`.",
+            "pool event this token may see, `: keepalive` comments, and at last `overflow`, "
+            "`shutdown` or `unauthorized` (the token was revoked or expired).",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     },
@@ -138,11 +177,13 @@ async def stream_events(
 ) -> EventStreamResponse:
     refuse_unknown_params(request, PARAMS)
     runtime = runtime_of(request)
+    tokens = runtime.token_cache
     return EventStreamResponse(
         runtime.service.events,
         caller,
         _types(types),
         keepalive_s=runtime.settings.events_keepalive_s,
+        lapsed=None if caller.token_id is None else lambda: tokens.lapsed(caller, utcnow()),
     )
 
 

@@ -44,7 +44,7 @@ PAGE = 1000  # the list route's largest page
 INTEGRATIONS = {"use_in_livekit": "livekit", "use_in_mcp": "mcp", "use_in_automation": "automation"}
 LABELS = {"livekit": "LiveKit", "mcp": "MCP", "automation": "automation"}
 RECONNECT_MAX_S = 10.0
-ENDINGS = ("overflow", "shutdown")  # the server ends the stream after these
+ENDINGS = ("overflow", "shutdown", "unauthorized")  # the server ends the stream after these
 
 
 class ConnectionManager:

@@ -68,7 +68,7 @@ async function read(body) {
         if (line.startsWith("event:")) type = line.slice(6).trim();
         else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
       }
-      if (type === "overflow" || type === "shutdown") return;
+      if (type === "overflow" || type === "shutdown" || type === "unauthorized") return;
       if (type === "ready" || !data.length) continue;
       try { emit(JSON.parse(data.join("\n"))); } catch { /* not an event */ }
     }
