@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from ump_llm_connections.providers.base import BACKOFF_BASE_S, MAX_RETRY_AFTER_S, Target
+from ump_llm_connections.providers.base import BACKOFF_BASE_S, MAX_RETRY_AFTER_S
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.fake import Answer, FakeAdapter, StreamAnswer, scripted
+from ump_llm_connections.providers.target import Target
 from ump_llm_connections.providers.types import ChatRequest, ChatResponse, Message, StreamChunk
 
 REQUEST = ChatRequest(messages=[Message(role="user", content="hi")])

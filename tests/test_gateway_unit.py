@@ -20,9 +20,10 @@ from ump_llm_connections.gateway.directory import Directory, Route
 from ump_llm_connections.gateway.limits import create_limiter
 from ump_llm_connections.gateway.spill import SpillFile
 from ump_llm_connections.gateway.usage import UsageRecorder
-from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.fake import Answer, FakeAdapter, scripted
+from ump_llm_connections.providers.target import Target
 from ump_llm_connections.providers.types import ChatRequest, ChatResponse, Message
 
 REQUEST = ChatRequest(messages=[Message("user", "hi")])

@@ -17,8 +17,9 @@ from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.domain import SecretText
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Adapter, Target, create_http_session
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.target import Target, create_http_session
 from ump_llm_connections.providers.types import ChatRequest, Message, StreamChunk, Tool
 from ump_llm_connections.providers.types import ToolCall as SentToolCall
 

@@ -27,9 +27,9 @@ from tests.upstreams.ollama import FakeOllama
 from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.domain import SecretText
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Target, create_http_session
 from ump_llm_connections.providers.errors import ProviderError
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.target import Target, create_http_session
 from ump_llm_connections.providers.types import ChatRequest, Message
 
 KEY = "sk-proj-Redaction0Test1Key2abcdefghijklmnopqrstuvwxyz"

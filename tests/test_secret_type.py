@@ -36,8 +36,8 @@ from ump_llm_connections.domain import (
 )
 from ump_llm_connections.logs import JsonFormatter
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Target, create_http_session
 from ump_llm_connections.providers.errors import ProviderError
+from ump_llm_connections.providers.target import Target, create_http_session
 from ump_llm_connections.providers.types import ChatRequest, Message
 
 KEY = "sk-proj-Zq81vNw0Yt5HgR2bLc9XaPe3Mu7Dk4Jf"

@@ -30,9 +30,9 @@ from ump_llm_connections.config import Settings
 from ump_llm_connections.domain import check_upstream_allowed, metadata_host, upstream_allowed
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Target, create_http_session
 from ump_llm_connections.providers.egress import BlockedAddress, guarded_socket
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.target import Target, create_http_session
 
 METADATA_URLS = [
     "http://169.254.169.254",

@@ -25,12 +25,12 @@ from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.domain import SecretText
 from ump_llm_connections.health import probe
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import (
+from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.target import (
     DEFAULT_MAX_RESPONSE_BYTES,
     Target,
     create_http_session,
 )
-from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.types import ChatRequest, Message
 
 KEY = "sk-limits-test-key-0123456789abcdef"

@@ -25,9 +25,9 @@ from tests.upstreams.openai import FakeOpenAI
 from ump_llm_connections.domain import SecretText
 from ump_llm_connections.gateway.wire import ChunkWriter, usage_json
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Target, create_http_session
 from ump_llm_connections.providers.collect import Collector
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
+from ump_llm_connections.providers.target import Target, create_http_session
 from ump_llm_connections.providers.types import (
     ChatRequest,
     Message,

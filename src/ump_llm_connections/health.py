@@ -40,10 +40,10 @@ from ump_llm_connections.domain.access import OPEN_ACCESS, Principal
 from ump_llm_connections.errors import InvalidInput
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Target
 from ump_llm_connections.providers.collect import Collector
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.target import Target
 from ump_llm_connections.providers.types import ChatRequest, Message, Usage
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.stats import percentile

@@ -38,7 +38,7 @@ from ump_llm_connections.domain.access import (
 from ump_llm_connections.domain.network import check_upstream_allowed
 from ump_llm_connections.errors import ConfigurationError, Forbidden, InvalidInput, NotFound
 from ump_llm_connections.events import EventBus
-from ump_llm_connections.providers.base import DEFAULT_MAX_RESPONSE_BYTES, Target
+from ump_llm_connections.providers.target import DEFAULT_MAX_RESPONSE_BYTES, Target
 from ump_llm_connections.sealing import Sealer
 from ump_llm_connections.secrets import KeyBox, is_encrypted, key_id_of
 from ump_llm_connections.store.connections import ConnectionStore

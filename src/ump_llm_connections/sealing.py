@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from ump_llm_connections.domain import ConnectionCreate, SecretText, mask_key, mask_value
 from ump_llm_connections.errors import ConfigurationError
-from ump_llm_connections.providers.base import Target
+from ump_llm_connections.providers.target import Target
 from ump_llm_connections.secrets import KeyBox, is_encrypted
 from ump_llm_connections.store.tables import ConnectionRow
 

@@ -15,7 +15,7 @@ from ump_llm_connections.config import Settings
 from ump_llm_connections.events import EventBus
 from ump_llm_connections.health import ConnectionTester, Thresholds
 from ump_llm_connections.pools import PoolService
-from ump_llm_connections.providers.base import create_http_session
+from ump_llm_connections.providers.target import create_http_session
 from ump_llm_connections.registry import Registry
 from ump_llm_connections.secrets import KeyBox, key_id_of, load_keybox
 from ump_llm_connections.store import migrate

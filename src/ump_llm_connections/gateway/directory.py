@@ -24,7 +24,8 @@ from ump_llm_connections.domain import ConnectionRead, PoolList, Source, name_ke
 from ump_llm_connections.errors import ConfigurationError, NotFound
 from ump_llm_connections.gateway.router import Member, PoolRoute
 from ump_llm_connections.providers import adapter_for
-from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.base import Adapter
+from ump_llm_connections.providers.target import Target
 from ump_llm_connections.providers.types import Prices, Usage
 
 log = logging.getLogger(__name__)

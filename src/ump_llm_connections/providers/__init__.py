@@ -9,11 +9,12 @@ from __future__ import annotations
 import aiohttp
 
 from ump_llm_connections.providers.anthropic import AnthropicAdapter
-from ump_llm_connections.providers.base import Adapter, Target
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.bedrock import BedrockAdapter
 from ump_llm_connections.providers.google import GoogleAdapter
 from ump_llm_connections.providers.ollama import OllamaAdapter
 from ump_llm_connections.providers.openai_compat import OpenAICompatAdapter
+from ump_llm_connections.providers.target import Target
 
 __all__ = [
     "ADAPTERS",

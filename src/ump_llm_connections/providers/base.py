@@ -1,9 +1,9 @@
 """The provider interface: one request, response, stream chunk and error for every wire format.
 
 An adapter turns a ``ChatRequest`` into its provider's HTTP call and the answer back into a
-``ChatResponse`` (or ``StreamChunk`` s) — the types are in ``types.py``; this module does the
-HTTP, the retries and the error classification for all of them, into one ``ProviderError`` with
-an ``ErrorKind`` (``errors.py``).
+``ChatResponse`` (or ``StreamChunk`` s) — the types are in ``types.py``, the ``Target`` it
+calls in ``target.py``; this module does the HTTP, the retries and the error classification for
+all of them, into one ``ProviderError`` with an ``ErrorKind`` (``errors.py``).
 
 ``rate_limited``, ``timeout``, ``unreachable`` and ``server_error`` are retried (exponential
 backoff with jitter, Retry-After honoured), up to the connection's ``max_retries``; a stream only
@@ -21,20 +21,19 @@ import asyncio
 import random
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from ump_llm_connections.domain.secret import SecretText
-from ump_llm_connections.providers.egress import BlockedAddress, guarded_socket
+from ump_llm_connections.providers.egress import BlockedAddress
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge, read_limited
 from ump_llm_connections.providers.redact import redact
+from ump_llm_connections.providers.target import HttpCall, Target
 from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk, ToolCall
 
 T = TypeVar("T")
@@ -42,71 +41,9 @@ T = TypeVar("T")
 MAX_RETRY_AFTER_S = 30.0  # a longer wait is handed to the caller instead of slept through
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 8.0
-DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 ERROR_BODY_BYTES = 64 * 1024  # an error body past this is not read: its status says enough
 DETAIL_CHARS = 300  # of the upstream's own words, in a message
 LIMIT_SETTING = "UMP_MAX_UPSTREAM_BYTES"
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where and how to reach one connection's model. The key and the header values are
-    sealed: a ``Target`` in a log line or a traceback's locals shows only their masks."""
-
-    api_format: str
-    base_url: str
-    model: str
-    api_key: SecretText | None = None
-    timeout: float = 60.0
-    max_retries: int = 2
-    organization_id: str | None = None
-    api_version: str | None = None
-    deployment: str | None = None
-    extra_headers: Mapping[str, SecretText] = field(default_factory=dict)
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-    aws_region: str | None = None  # bedrock: the region requests are signed for
-    aws_access_key_id: str | None = None  # bedrock: with api_key as the secret; None: the chain
-
-    def secrets(self) -> list[SecretText]:
-        """What must never appear in a message: the key and every extra header's value."""
-        found = [value for value in self.extra_headers.values() if value]
-        if self.api_key:
-            found.append(self.api_key)
-        return found
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base_url).netloc or self.base_url
-
-    def root(self, default_path: str) -> str:
-        """The base URL, with ``default_path`` (e.g. ``/v1``) when it has no path at all."""
-        base = self.base_url.rstrip("/")
-        return base + default_path if urlsplit(base).path in ("", "/") else base
-
-
-@dataclass(frozen=True, slots=True)
-class HttpCall:
-    """One request to send; a header that carries a credential is a ``SecretText`` until
-    ``wire_headers`` hands it to the HTTP client."""
-
-    method: str
-    url: str
-    headers: Mapping[str, str | SecretText]
-    body: Any = None
-
-
-def create_http_session() -> aiohttp.ClientSession:
-    """The one pooled client session of a process, shared by every adapter, the health probes
-    and the webhooks. Its sockets refuse cloud metadata addresses (``egress.py``); no call it
-    makes follows a redirect (``allow_redirects=False`` everywhere)."""
-    connector = aiohttp.TCPConnector(
-        limit=0, ttl_dns_cache=300, enable_cleanup_closed=True, socket_factory=guarded_socket
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None),
-        auto_decompress=True,
-    )
 
 
 class Adapter(ABC):

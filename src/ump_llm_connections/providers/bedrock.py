@@ -23,9 +23,10 @@ import orjson
 import yarl
 
 from ump_llm_connections.providers import aws
-from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.providers.reading import BodyTooLarge
+from ump_llm_connections.providers.target import HttpCall
 from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,

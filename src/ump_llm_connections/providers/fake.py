@@ -17,8 +17,9 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from ump_llm_connections.providers.base import Adapter, HttpCall, Target
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.errors import ProviderError
+from ump_llm_connections.providers.target import HttpCall, Target
 from ump_llm_connections.providers.types import ChatRequest, ChatResponse, StreamChunk
 
 __all__ = ["Answer", "FakeAdapter", "StreamAnswer", "scripted"]

@@ -12,8 +12,9 @@ import aiohttp
 import orjson
 
 from ump_llm_connections.domain.secret import SecretText
-from ump_llm_connections.providers.base import Adapter, HttpCall
+from ump_llm_connections.providers.base import Adapter
 from ump_llm_connections.providers.reading import sse_events
+from ump_llm_connections.providers.target import HttpCall
 from ump_llm_connections.providers.types import (
     ChatRequest,
     ChatResponse,
