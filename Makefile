@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint chromium bench bench-gateway bench-sdk bench-ui clean
+.PHONY: run test lint style chromium bench bench-gateway bench-sdk bench-ui clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/ump-llm serve
 
-## test: install the test extras, lint, type-check, check the import layers and run the suite
-## (two workers: most of a test's time is spent waiting on the servers it starts)
-test: $(VENV)/.installed-test lint chromium
-	$(BIN)/pytest -n 2 --durations=20
+## test: install the test extras, lint, check the import layers, and run the suite while mypy
+## type-checks beside it (two workers: most of a test's time is spent waiting on the servers it
+## starts, and mypy fits in what they leave idle)
+test: $(VENV)/.installed-test style chromium
+	@out=$$(mktemp); $(BIN)/mypy > $$out 2>&1 & mypy=$$!; \
+	$(BIN)/pytest -n 2 --durations=20; tests=$$?; \
+	wait $$mypy; typed=$$?; echo "mypy:"; cat $$out; rm -f $$out; \
+	test $$tests -eq 0 && test $$typed -eq 0
 
 ## chromium: Debian's chromium for the browser tests (tests/ui); Playwright's own is never fetched
 chromium:
@@ -37,10 +41,12 @@ chromium:
 	} || { echo "The browser tests need $(CHROMIUM): run 'apt-get install -y chromium' as root." >&2; exit 1; }
 	@test -x $(CHROMIUM) || { echo "apt-get did not install $(CHROMIUM)." >&2; exit 1; }
 
-lint: $(VENV)/.installed-test
+lint: style
+	$(BIN)/mypy
+
+style: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 ## bench: the registry benchmark (seeds 100,000 connections per backend, default server
