@@ -201,6 +201,25 @@ def test_admin_only_endpoints_refuse_members_with_403(team: Team) -> None:
             assert admin.get(path).status_code == 200
         made = alice.post("/api/tokens", json={"name": "escalate", "role": "admin"})
         assert made.status_code == 403
+        mine = alice.post("/api/connections", json=connection_body(team.upstream, "not-for-b"))
+        cid = mine.json()["id"]
+        shared = alice.post(f"/api/connections/{cid}/share", json={"team": "b"})
+        assert shared.status_code == 403 and shared.json()["error"]["field"] == "team"
+        assert alice.delete(f"/api/connections/{cid}").status_code == 204
+        # Each refusal is in the audit log: who, from where, the route (not the raw path).
+        page = admin.get("/api/audit", params={"action": "access.denied", "limit": 10}).json()
+        rows = [r for r in reversed(page["items"]) if r["token_name"] == "alice"][-5:]
+        assert [r["target_name"] for r in rows] == [
+            "GET /api/tokens",
+            "GET /metrics",
+            "GET /api/audit",
+            "POST /api/tokens",
+            "POST /api/connections/{connection_id}/share",
+        ], rows
+        assert {(r["outcome"], r["target_type"], r["client"]) for r in rows} == {
+            ("denied", "route", "127.0.0.1")
+        }
+        assert rows[-1]["fields"] == ["team"]
 
 
 def test_the_gateway_serves_a_member_only_what_it_may_see(team: Team) -> None:

@@ -34,7 +34,7 @@ from ump_llm_connections.api import (
     webhooks,
 )
 from ump_llm_connections.api.auth import AuthMiddleware
-from ump_llm_connections.api.deps import AdminDep, runtime_of
+from ump_llm_connections.api.deps import AdminDep, client_of, principal_of, runtime_of
 from ump_llm_connections.api.docs import add_docs
 from ump_llm_connections.api.guard import GuardMiddleware
 from ump_llm_connections.api.responses import REST_ERRORS, errors
@@ -42,7 +42,8 @@ from ump_llm_connections.api.sse import OpenStreams
 from ump_llm_connections.api.ui import add_ui
 from ump_llm_connections.config import LOOPBACK_HOSTS, Settings
 from ump_llm_connections.domain import invalid_input
-from ump_llm_connections.errors import UmpError, error_body
+from ump_llm_connections.domain.audit import AuditAction, AuditOutcome, AuditTarget, TargetType
+from ump_llm_connections.errors import Forbidden, UmpError, error_body
 from ump_llm_connections.providers.errors import ErrorKind, ProviderError
 from ump_llm_connections.runtime import Runtime
 
@@ -137,7 +138,9 @@ def create_app(settings: Settings | None = None) -> App:
     add_ui(app)
 
     @app.exception_handler(UmpError)
-    async def ump_error(_: Request, exc: UmpError) -> JSONResponse:
+    async def ump_error(request: Request, exc: UmpError) -> JSONResponse:
+        if isinstance(exc, Forbidden):
+            await _audit_refusal(request, exc)
         return JSONResponse(exc.to_dict(), status_code=exc.status)
 
     @app.exception_handler(ProviderError)
@@ -228,3 +231,16 @@ class App(FastAPI):
             await self.gateway_asgi(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+async def _audit_refusal(request: Request, exc: Forbidden) -> None:
+    """A 403 goes in the audit log: who was refused what (the route, not the raw path)."""
+    route = getattr(request.scope.get("route"), "path", None) or request.url.path
+    await runtime_of(request).audit.record(
+        principal_of(request.scope),
+        client_of(request.scope),
+        AuditAction.access_denied,
+        target=AuditTarget(TargetType.route, None, f"{request.method} {route}"),
+        fields=[exc.field] if exc.field else (),
+        outcome=AuditOutcome.denied,
+    )

@@ -59,6 +59,7 @@ class AuditAction(enum.StrEnum):
     token_revoke = "token.revoke"  # noqa: S105 - an action, not a secret
     auth_failure = "auth.failure"
     auth_throttled = "auth.throttled"
+    access_denied = "access.denied"  # a token refused something its role or team does not allow
     key_rotate = "key.rotate"
     spot_launch = "spot.launch"
     spot_terminate = "spot.terminate"
@@ -73,11 +74,12 @@ class TargetType(enum.StrEnum):
     token = "token"  # noqa: S105 - a kind of target, not a secret
     server_key = "server_key"
     spot_instance = "spot_instance"
+    route = "route"  # a refused request: its method and route, e.g. GET /api/tokens
 
 
 class AuditOutcome(enum.StrEnum):
     ok = "ok"
-    denied = "denied"  # refused: a bad token, a throttled address
+    denied = "denied"  # refused: a bad token, a throttled address, a 403
     failed = "failed"  # attempted, did not complete
 
 
