@@ -107,6 +107,15 @@ class _Entry:
     revoked: bool
 
 
+def _lapsed(entry: _Entry, now: datetime) -> str | None:
+    """Why a known token no longer lets its caller in; None while it does."""
+    if entry.revoked:
+        return "the token was revoked"
+    if is_expired(entry.expires_at, now):
+        return "the token has expired"
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """The outcome of checking a presented token: the caller, or why not (``reason``)."""
@@ -163,13 +172,7 @@ class TokenCache:
         if caller.token_id is None:
             return None  # the open server's local user
         entry = self._by_id.get(str(caller.token_id))
-        if entry is None:
-            return "the token no longer exists"
-        if entry.revoked:
-            return "the token was revoked"
-        if is_expired(entry.expires_at, now):
-            return "the token has expired"
-        return None
+        return "the token no longer exists" if entry is None else _lapsed(entry, now)
 
     async def _reload_if_changed(self) -> None:
         if await self._store.version() != self._version:
@@ -186,10 +189,8 @@ class TokenCache:
         matches = hmac.compare_digest(hash_token(token), expected)
         if entry is None or not matches:
             return Check(None, "the token is not valid")
-        if entry.revoked:
-            return Check(None, "the token was revoked")
-        if is_expired(entry.expires_at, now):
-            return Check(None, "the token has expired")
+        if (refused := _lapsed(entry, now)) is not None:
+            return Check(None, refused)
         self._used.add(entry.principal.token_id)  # type: ignore[arg-type]
         return Check(entry.principal)
 
